@@ -1,0 +1,63 @@
+"""The responder interface: text of a caller turn in, the bot's reply out.
+
+The first responder answers FAQ questions. Flows, dialog state and an LLM responder
+implement the same interface later and can be chained in front of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+
+class ReplyKind(str, Enum):
+    """What the bot is doing with its reply."""
+
+    ANSWER = "answer"  # an approved answer, spoken as fact
+    CLARIFY = "clarify"  # not confident enough: asks the caller to rephrase or choose
+    HANDOFF = "handoff"  # hands the call to a person
+    GREETING = "greeting"
+    FALLBACK = "fallback"  # nothing usable was heard
+
+
+@dataclass(frozen=True)
+class CallerTurn:
+    """One finished caller turn as the responder sees it."""
+
+    text: str  # Simplified Chinese transcript
+    language: str  # "zh", "yue" or "en"
+    asr_confidence: float  # 0..1
+    turn_index: int
+
+
+@dataclass
+class DialogContext:
+    """What the responder may read about the call so far.
+
+    `history` holds (role, text) pairs, role "caller" or "bot". Bot entries hold only the
+    part of a reply that the caller heard before a barge-in.
+    """
+
+    call_id: str
+    language: str
+    centre: str = "default"
+    history: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The bot's reply to one caller turn."""
+
+    text: str
+    kind: ReplyKind
+    confidence: float  # 0..1, how sure the responder is that `text` answers the turn
+    topic: str | None = None  # FAQ topic id or flow id
+    handoff_reason: str | None = None
+    candidates: tuple[tuple[str, float], ...] = ()  # (topic, score), best first
+
+
+class Responder(Protocol):
+    """Turns a caller turn into a reply. Implementations must not block the event loop."""
+
+    async def respond(self, turn: CallerTurn, context: DialogContext) -> Reply: ...
