@@ -121,6 +121,33 @@ def collapse_repetitions(text: str) -> str:
     return text
 
 
+_CJK = r"[\u3400-\u9fff\uf900-\ufaff]"
+_SPACE_BETWEEN_CJK_RE = re.compile(r"(?<=" + _CJK + r")\s+(?=" + _CJK + r")")
+
+
+def join_cjk_spaces(text: str) -> str:
+    """Remove spaces between two Chinese characters, which Whisper inserts when prompted with word lists."""
+    return _SPACE_BETWEEN_CJK_RE.sub("", text)
+
+
+def echoes_word_list(text: str, words: str, *, min_run: int = 3) -> bool:
+    """Return True when `text` contains `min_run` or more words of the space-separated `words` in a row.
+
+    Whisper prompted with hotwords sometimes copies the list into the transcript instead of
+    transcribing the audio.
+    """
+    vocabulary = set(words.split())
+    run = 0
+    for piece in re.split(_SEPARATORS[:-1] + "+", text):
+        if piece in vocabulary:
+            run += 1
+            if run >= min_run:
+                return True
+        elif piece:
+            run = 0
+    return False
+
+
 def strip_hallucinations(text: str) -> str:
     """Drop known Whisper hallucinations from a transcript and return what is left.
 
