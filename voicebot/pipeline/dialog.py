@@ -1,0 +1,189 @@
+"""Dialog step of the call pipeline: transcripts in, replies out, every turn recorded.
+
+The responder decides what to say; this processor keeps the dialog history, speaks the
+greeting, writes caller and bot turns to the call record, and corrects the history when a
+barge-in cut a reply short, so the history holds only what the caller heard.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from pipecat.frames.frames import Frame, InputDTMFFrame, StartFrame
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from voicebot.callrecord import CallRecordStore, TurnRecord
+from voicebot.pipeline.frames import (
+    BotReplyFrame,
+    CallerTranscriptFrame,
+    ReplyHeardFrame,
+    SidebandEventFrame,
+)
+from voicebot.responder.base import CallerTurn, DialogContext, Reply, Responder, ReplyKind
+from voicebot.responder.messages import Messages
+
+logger = logging.getLogger(__name__)
+
+
+class DialogProcessor(FrameProcessor):
+    """Runs the responder on each caller turn and keeps the call's dialog history."""
+
+    def __init__(
+        self,
+        *,
+        responder: Responder,
+        messages: Messages,
+        context: DialogContext,
+        store: CallRecordStore,
+        greet: bool = True,
+    ) -> None:
+        super().__init__(name="DialogProcessor")
+        self._responder = responder
+        self._messages = messages
+        self._context = context
+        self._store = store
+        self._greet = greet
+        self._record_index = 0
+        # turn index -> (record index of the bot turn, index into history, end of caller speech)
+        self._bot_turns: dict[int, tuple[int, int, float]] = {}
+        self._timings: dict[int, dict[str, float]] = {}
+        self.dtmf_digits = 0
+
+    @property
+    def context(self) -> DialogContext:
+        return self._context
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, StartFrame):
+            await self.push_frame(frame, direction)
+            if self._greet:
+                text = self._messages.render("greeting", self._context.language)
+                reply = Reply(text=text, kind=ReplyKind.GREETING, confidence=1.0)
+                await self._speak(reply, turn_index=0, speech_ended_at=0.0)
+        elif isinstance(frame, CallerTranscriptFrame):
+            await self._on_transcript(frame)
+        elif isinstance(frame, ReplyHeardFrame):
+            await self._on_reply_heard(frame)
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, InputDTMFFrame):
+            # Keypad digits can be card or ID digits: count them, never log their values.
+            # Flows that collect digits consume them; the FAQ responder has no use for them.
+            self.dtmf_digits += 1
+            logger.info("DTMF digit received (%d so far)", self.dtmf_digits, extra={"call_id": self._context.call_id})
+        else:
+            await self.push_frame(frame, direction)
+
+    async def _on_transcript(self, frame: CallerTranscriptFrame) -> None:
+        call_id = self._context.call_id
+        turn = CallerTurn(
+            text=frame.text,
+            language=frame.language,
+            asr_confidence=frame.confidence,
+            turn_index=frame.turn_index,
+        )
+        await self.push_frame(SidebandEventFrame(payload={"type": "user", "turn": frame.turn_index, "text": frame.text}))
+        await self._record(
+            TurnRecord(
+                index=self._next_record_index(),
+                role="caller",
+                text=frame.text,
+                started_at=frame.speech_started_at,
+                ended_at=frame.speech_ended_at,
+                confidence=frame.confidence,
+                language=frame.language,
+                latency_ms={
+                    "turn_detect": _ms(frame.end_of_turn_at - frame.speech_ended_at),
+                    "asr": _ms(frame.transcribed_at - frame.end_of_turn_at),
+                },
+            )
+        )
+        self._context.history.append(("caller", frame.text))
+        started = time.time()
+        reply = await self._responder.respond(turn, self._context)
+        self._timings[frame.turn_index] = {
+            "respond": _ms(time.time() - started),
+            "turn_detect": _ms(frame.end_of_turn_at - frame.speech_ended_at),
+            "asr": _ms(frame.transcribed_at - frame.end_of_turn_at),
+        }
+        logger.info(
+            "turn %d reply: kind=%s topic=%s confidence=%.2f",
+            frame.turn_index,
+            reply.kind.value,
+            reply.topic,
+            reply.confidence,
+            extra={"call_id": call_id},
+        )
+        await self._speak(reply, turn_index=frame.turn_index, speech_ended_at=frame.speech_ended_at)
+
+    async def _speak(self, reply: Reply, *, turn_index: int, speech_ended_at: float) -> None:
+        event = {
+            "type": "bot",
+            "turn": turn_index,
+            "text": reply.text,
+            "confidence": round(reply.confidence, 3),
+            "kind": reply.kind.value,
+            "topic": reply.topic,
+        }
+        await self.push_frame(SidebandEventFrame(payload=event))
+        if reply.kind is ReplyKind.HANDOFF:
+            await self.push_frame(SidebandEventFrame(payload={"type": "handoff", "reason": reply.handoff_reason}))
+        record_index = self._next_record_index()
+        self._bot_turns[turn_index] = (record_index, len(self._context.history), speech_ended_at)
+        self._context.history.append(("bot", reply.text))
+        now = time.time()
+        await self._record(
+            TurnRecord(
+                index=record_index,
+                role="bot",
+                text=reply.text,
+                started_at=now,
+                ended_at=now,
+                confidence=reply.confidence,
+                language=self._context.language,
+                topic=reply.topic,
+                kind=reply.kind.value,
+                latency_ms=dict(self._timings.get(turn_index, {})),
+            )
+        )
+        await self.push_frame(
+            BotReplyFrame(reply=reply, turn_index=turn_index, language=self._context.language, speech_ended_at=speech_ended_at)
+        )
+
+    async def _on_reply_heard(self, frame: ReplyHeardFrame) -> None:
+        entry = self._bot_turns.pop(frame.turn_index, None)
+        if entry is None:
+            return
+        record_index, history_index, speech_ended_at = entry
+        if frame.interrupted:
+            # Keep only what the caller heard; an empty string means nothing was heard.
+            self._context.history[history_index] = ("bot", frame.heard_text)
+        fields: dict[str, object] = {
+            "interrupted": frame.interrupted,
+            "heard_text": frame.heard_text,
+            "ended_at": time.time(),
+        }
+        latency = dict(self._timings.pop(frame.turn_index, {}))
+        if frame.first_audio_at and speech_ended_at:
+            # End of the caller's speech to the first bot audio sent on the stream.
+            latency["end_to_end"] = _ms(frame.first_audio_at - speech_ended_at)
+        fields["latency_ms"] = latency
+        await self._store.update_turn(self._context.call_id, record_index, **fields)
+        await self.push_frame(
+            SidebandEventFrame(
+                payload={"type": "reply_done", "turn": frame.turn_index, "interrupted": frame.interrupted}
+            )
+        )
+
+    def _next_record_index(self) -> int:
+        index = self._record_index
+        self._record_index += 1
+        return index
+
+    async def _record(self, turn: TurnRecord) -> None:
+        await self._store.append_turn(self._context.call_id, turn)
+
+
+def _ms(seconds: float) -> float:
+    return round(max(seconds, 0.0) * 1000, 1)

@@ -1,0 +1,96 @@
+"""Frames that voicebot adds to pipecat's set.
+
+pipecat moves data between processors as frames. System frames skip the processor queues
+and are never cancelled by an interruption, data frames are queued and dropped on
+interruption, and control frames keep their order with the data around them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipecat.frames.frames import ControlFrame, DataFrame, SystemFrame
+
+from voicebot.responder.base import Reply
+
+
+@dataclass
+class CallerTurnAudioFrame(DataFrame):
+    """The audio of one finished caller turn at 16 kHz, from first speech to end of turn."""
+
+    audio: bytes = b""
+    sample_rate: int = 16000
+    turn_index: int = 0
+    speech_started_at: float = 0.0  # epoch seconds
+    speech_ended_at: float = 0.0  # epoch seconds: the last voiced audio of the turn
+    end_of_turn_at: float = 0.0  # epoch seconds: when the turn model closed the turn
+
+
+@dataclass
+class CallerTranscriptFrame(DataFrame):
+    """The transcript of one caller turn, with the timing needed for per-stage latency."""
+
+    text: str = ""
+    language: str = "zh"
+    confidence: float = 0.0
+    turn_index: int = 0
+    speech_started_at: float = 0.0
+    speech_ended_at: float = 0.0
+    end_of_turn_at: float = 0.0
+    transcribed_at: float = 0.0
+    source: str = "speech"  # "speech" or "dtmf"
+
+
+@dataclass
+class BotReplyFrame(DataFrame):
+    """A reply to speak. `speech_ended_at` is 0 for replies no caller turn triggered (the greeting)."""
+
+    reply: Reply | None = None
+    turn_index: int = 0
+    language: str = "zh"
+    speech_ended_at: float = 0.0
+
+
+@dataclass
+class SentenceAudioFrame(DataFrame):
+    """Synthesised audio of one sentence of a reply (16-bit mono PCM)."""
+
+    audio: bytes = b""
+    sample_rate: int = 16000
+    turn_index: int = 0
+    sentence_index: int = 0
+    text: str = ""
+    last: bool = False  # the last sentence of the reply
+    speech_ended_at: float = 0.0
+
+
+@dataclass
+class ReplyHeardFrame(SystemFrame):
+    """Upstream: what the caller heard of a reply, once playback finished or was cut off."""
+
+    turn_index: int = 0
+    heard_text: str = ""
+    interrupted: bool = False
+    first_audio_at: float = 0.0
+
+
+@dataclass
+class PlaybackStateFrame(SystemFrame):
+    """Upstream: whether bot audio is queued or playing at the caller's side."""
+
+    playing: bool = False
+
+
+@dataclass
+class SidebandEventFrame(SystemFrame):
+    """An event for a test client that asked for the voicebot sideband (transcripts, replies)."""
+
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HangUpFrame(ControlFrame):
+    """Ask the output to close the call after the audio queued before it has played."""
+
+    reason: str = ""

@@ -1,0 +1,184 @@
+"""Caller turn detection: webrtcvad finds speech, Smart Turn decides when the turn is over.
+
+VAD alone ends a turn at the first pause, which cuts callers off mid-sentence ("我想查一下……
+这个月的账单"). So a short VAD pause only asks the Smart Turn model whether the turn sounds
+finished. If it does, the turn ends at once. If not, the detector waits for more speech and
+ends the turn anyway after `incomplete_timeout_s` of silence. Speech that starts while bot
+audio is playing is a barge-in: the detector broadcasts an interruption, which stops
+playback and sends `clear`.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+
+from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer, EndOfTurnState
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADState
+from pipecat.frames.frames import (
+    Frame,
+    InputAudioRawFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from voicebot.errors import ConfigError
+from voicebot.pipeline.frames import CallerTurnAudioFrame, PlaybackStateFrame
+
+logger = logging.getLogger(__name__)
+
+# Smart Turn was trained on 16 kHz speech and misjudges 8 kHz input.
+TURN_SAMPLE_RATE = 16000
+
+
+class TurnDetector(FrameProcessor):
+    """Cuts the caller's audio into turns and reports barge-in."""
+
+    def __init__(
+        self,
+        *,
+        vad: VADAnalyzer,
+        turn_analyzer: BaseTurnAnalyzer | None,
+        pre_speech_s: float = 0.3,
+        incomplete_timeout_s: float = 1.2,
+        max_turn_s: float = 25.0,
+        barge_in: bool = True,
+        call_id: str = "",
+    ) -> None:
+        super().__init__(name="TurnDetector")
+        if incomplete_timeout_s <= 0 or max_turn_s <= 0 or pre_speech_s < 0:
+            raise ConfigError(
+                f"turn detector timings must be positive (incomplete_timeout_s={incomplete_timeout_s}, "
+                f"max_turn_s={max_turn_s}, pre_speech_s={pre_speech_s})"
+            )
+        self._vad = vad
+        self._turn_analyzer = turn_analyzer
+        self._pre_speech_bytes = int(pre_speech_s * TURN_SAMPLE_RATE) * 2
+        self._incomplete_timeout_s = incomplete_timeout_s
+        self._tail_bytes = int(0.3 * TURN_SAMPLE_RATE) * 2
+        self._max_turn_bytes = int(max_turn_s * TURN_SAMPLE_RATE) * 2
+        self._barge_in = barge_in
+        self._call_id = call_id
+        self._vad.set_sample_rate(TURN_SAMPLE_RATE)
+        if self._turn_analyzer is not None:
+            self._turn_analyzer.set_sample_rate(TURN_SAMPLE_RATE)
+        self._pre_speech: collections.deque[bytes] = collections.deque()
+        self._pre_speech_len = 0
+        self._in_turn = False
+        self._turn_audio = bytearray()
+        self._speech_started_at = 0.0
+        self._last_voiced_at = 0.0
+        self._last_voiced_len = 0
+        self._quiet_since = 0.0
+        self._asked_model = False
+        self._bot_playing = False
+        self.turn_count = 0
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame):
+            await self._on_audio(frame)
+            return
+        if isinstance(frame, PlaybackStateFrame):
+            self._bot_playing = frame.playing
+        await self.push_frame(frame, direction)
+
+    async def _on_audio(self, frame: InputAudioRawFrame) -> None:
+        if frame.sample_rate != TURN_SAMPLE_RATE:
+            raise ConfigError(
+                f"turn detector needs {TURN_SAMPLE_RATE} Hz audio, got {frame.sample_rate} Hz; "
+                "resample the input before this processor"
+            )
+        audio = frame.audio
+        now = time.time()
+        state = await self._vad.analyze_audio(audio)
+        speaking = state in (VADState.SPEAKING, VADState.STARTING)
+
+        if not self._in_turn:
+            self._remember_pre_speech(audio)
+            if state is VADState.SPEAKING:
+                await self._start_turn(now)
+            return
+
+        self._turn_audio.extend(audio)
+        if self._turn_analyzer is not None:
+            self._turn_analyzer.append_audio(audio, speaking)
+        if state is VADState.SPEAKING:
+            self._last_voiced_at = now
+            self._last_voiced_len = len(self._turn_audio)
+            self._quiet_since = 0.0
+            self._asked_model = False
+        elif state is VADState.QUIET:
+            if self._quiet_since == 0.0:
+                self._quiet_since = now
+            if not self._asked_model:
+                self._asked_model = True
+                if await self._model_says_complete():
+                    await self._end_turn(now, reason="model")
+                    return
+            if now - self._quiet_since >= self._incomplete_timeout_s:
+                await self._end_turn(now, reason="silence")
+                return
+        if len(self._turn_audio) >= self._max_turn_bytes:
+            await self._end_turn(now, reason="max_length")
+
+    def _remember_pre_speech(self, audio: bytes) -> None:
+        self._pre_speech.append(audio)
+        self._pre_speech_len += len(audio)
+        while self._pre_speech and self._pre_speech_len - len(self._pre_speech[0]) >= self._pre_speech_bytes:
+            self._pre_speech_len -= len(self._pre_speech.popleft())
+
+    async def _start_turn(self, now: float) -> None:
+        self._in_turn = True
+        self._turn_audio = bytearray(b"".join(self._pre_speech))
+        self._pre_speech.clear()
+        self._pre_speech_len = 0
+        start_secs = self._vad.params.start_secs
+        self._speech_started_at = now - start_secs
+        self._last_voiced_at = now
+        self._last_voiced_len = len(self._turn_audio)
+        self._quiet_since = 0.0
+        self._asked_model = False
+        if self._turn_analyzer is not None:
+            self._turn_analyzer.clear()
+            self._turn_analyzer.append_audio(bytes(self._turn_audio), True)
+        await self.push_frame(UserStartedSpeakingFrame())
+        if self._barge_in and self._bot_playing:
+            logger.info("barge-in: caller spoke during playback", extra={"call_id": self._call_id})
+            await self.broadcast_interruption()
+
+    async def _model_says_complete(self) -> bool:
+        if self._turn_analyzer is None:
+            return True
+        state, _ = await self._turn_analyzer.analyze_end_of_turn()
+        return state is EndOfTurnState.COMPLETE
+
+    async def _end_turn(self, now: float, *, reason: str) -> None:
+        self._in_turn = False
+        self.turn_count += 1
+        logger.debug(
+            "end of turn %d (%s) after %.2f s of audio",
+            self.turn_count,
+            reason,
+            len(self._turn_audio) / 2 / TURN_SAMPLE_RATE,
+            extra={"call_id": self._call_id},
+        )
+        if self._turn_analyzer is not None:
+            self._turn_analyzer.clear()
+        await self.push_frame(UserStoppedSpeakingFrame())
+        # Keep a short tail after the last voiced frame. The rest is silence, which costs
+        # decode time and invites Whisper's silence hallucinations.
+        keep = min(len(self._turn_audio), self._last_voiced_len + self._tail_bytes)
+        await self.push_frame(
+            CallerTurnAudioFrame(
+                audio=bytes(self._turn_audio[:keep]),
+                sample_rate=TURN_SAMPLE_RATE,
+                turn_index=self.turn_count,
+                speech_started_at=self._speech_started_at,
+                speech_ended_at=self._last_voiced_at,
+                end_of_turn_at=now,
+            )
+        )
+        self._turn_audio = bytearray()

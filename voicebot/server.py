@@ -1,0 +1,105 @@
+"""HTTP and WebSocket front of the service (aiohttp).
+
+Routes:
+- `GET /media`: the media-stream WebSocket, one call per connection;
+- `GET /healthz`: liveness and the number of calls in progress;
+- `GET /calls/{call_id}`: the call record (masked transcript, timings) as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from voicebot.call import CLOSE_TRY_AGAIN_LATER, CallSession
+from voicebot.config import Settings
+from voicebot.services import Services, load_services
+
+logger = logging.getLogger(__name__)
+
+SERVICES_KEY = web.AppKey("services", Services)
+CALLS_KEY = web.AppKey("calls", set)
+# A media message is about 250 bytes; this bounds what a broken peer can make us buffer.
+MAX_WS_MESSAGE_BYTES = 64 * 1024
+
+
+async def media_stream(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES_KEY]
+    calls: set[asyncio.Task[object]] = request.app[CALLS_KEY]
+    ws = web.WebSocketResponse(max_msg_size=MAX_WS_MESSAGE_BYTES, heartbeat=None)
+    await ws.prepare(request)
+    if len(calls) >= services.settings.max_calls:
+        logger.warning("call refused: %d calls in progress, max_calls is %d", len(calls), services.settings.max_calls)
+        await ws.close(code=CLOSE_TRY_AGAIN_LATER, message=b"at capacity (max_calls reached); retry later")
+        return ws
+    session = CallSession(ws, services)
+    task = asyncio.current_task()
+    assert task is not None
+    calls.add(task)
+    try:
+        await session.run()
+    finally:
+        calls.discard(task)
+    return ws
+
+
+async def healthz(request: web.Request) -> web.Response:
+    calls = request.app[CALLS_KEY]
+    services = request.app[SERVICES_KEY]
+    return web.json_response({"status": "ok", "calls": len(calls), "max_calls": services.settings.max_calls})
+
+
+async def call_record(request: web.Request) -> web.Response:
+    services = request.app[SERVICES_KEY]
+    call_id = request.match_info["call_id"]
+    record = await services.store.get_call(call_id)
+    if record is None:
+        return web.json_response({"error": f"call {call_id} not found (records expire after the TTL)"}, status=404)
+    turns = await services.store.list_turns(call_id)
+    return web.json_response(
+        {"call": dataclasses.asdict(record), "turns": [dataclasses.asdict(t) for t in turns]},
+        dumps=_dumps,
+    )
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def create_app(services: Services) -> web.Application:
+    app = web.Application()
+    app[SERVICES_KEY] = services
+    app[CALLS_KEY] = set()
+    app.router.add_get("/media", media_stream)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/calls/{call_id}", call_record)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def running_server(settings: Settings, services: Services | None = None) -> AsyncIterator[tuple[str, Services]]:
+    """Start the service on settings.host:settings.port (0 picks a free port); yield (base URL, services)."""
+    own_services = services is None
+    if services is None:
+        services = await load_services(settings)
+    app = create_app(services)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=settings.hangup_timeout_s)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else settings.port
+    host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+    url = f"http://{host}:{port}"
+    logger.info("voicebot listening on %s (media stream at ws://%s:%d/media)", url, host, port)
+    try:
+        yield url, services
+    finally:
+        await runner.cleanup()
+        if own_services:
+            await services.close()

@@ -1,0 +1,113 @@
+"""Process-wide resources shared by all calls: models, responder, call-record store.
+
+Everything heavy loads once at start-up (Whisper, the embedding index, the Smart Turn
+model), so a call never waits for a model to load and a broken file or missing package
+stops the service before it accepts a call.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+from dataclasses import dataclass
+
+import onnxruntime as ort
+from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn, SmartTurnParams
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+
+from voicebot.asr.whisper import WhisperTranscriber
+from voicebot.audio.webrtc_vad import WebRTCVADAnalyzer
+from voicebot.callrecord import CallRecordStore
+from voicebot.config import Settings
+from voicebot.errors import ModelError
+from voicebot.responder.faq import FaqResponder, load_knowledge_base
+from voicebot.responder.messages import Messages, load_messages
+from voicebot.tts.espeak import EspeakSynthesizer
+
+logger = logging.getLogger(__name__)
+
+
+class SharedSessionSmartTurn(LocalSmartTurnAnalyzerV3):
+    """Smart Turn v3 analyser that reuses one ONNX session instead of loading the model per call.
+
+    Each call needs its own analyser (it buffers that call's audio), but the ONNX session is
+    stateless between runs, so all calls share it.
+    """
+
+    def __init__(self, *, session: ort.InferenceSession, params: SmartTurnParams | None = None) -> None:
+        # Skips LocalSmartTurnAnalyzerV3.__init__, which would load the model again.
+        # NOTE: relies on pipecat 1.14's private attributes `_session` and `_log_data`.
+        BaseSmartTurn.__init__(self, params=params)
+        self._log_data = False
+        self._session = session
+
+
+SMART_TURN_PACKAGE = "pipecat.audio.turn.smart_turn.data"
+SMART_TURN_MODEL = "smart-turn-v3.2-cpu.onnx"
+
+
+def load_smart_turn_session(*, threads: int = 1) -> ort.InferenceSession:
+    """Load the Smart Turn v3 model that ships inside the pipecat-ai wheel."""
+    path = importlib.resources.files(SMART_TURN_PACKAGE).joinpath(SMART_TURN_MODEL)
+    if not path.is_file():
+        raise ModelError(
+            f"Smart Turn model {SMART_TURN_MODEL} not found in {SMART_TURN_PACKAGE}; "
+            "reinstall with: pip install 'pipecat-ai[local-smart-turn-v3]==1.14.0'"
+        )
+    options = ort.SessionOptions()
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), sess_options=options)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    transcriber: WhisperTranscriber
+    synthesizer: EspeakSynthesizer
+    responder: FaqResponder
+    messages: Messages
+    store: CallRecordStore
+    smart_turn_session: ort.InferenceSession
+
+    def new_vad(self) -> WebRTCVADAnalyzer:
+        return WebRTCVADAnalyzer()
+
+    def new_turn_analyzer(self) -> SharedSessionSmartTurn:
+        return SharedSessionSmartTurn(session=self.smart_turn_session)
+
+    async def close(self) -> None:
+        await self.store.close()
+        self.transcriber.close()
+
+
+async def load_services(settings: Settings) -> Services:
+    """Load and check every shared resource; raises a VoicebotError naming what is wrong."""
+    store = CallRecordStore(url=settings.redis_url, ttl_s=settings.record_ttl_s)
+    await store.connect()
+    messages = load_messages(settings.messages)
+    knowledge_base = load_knowledge_base(settings.knowledge_base)
+    responder = FaqResponder(knowledge_base, messages, threshold=settings.faq_threshold)
+    synthesizer = EspeakSynthesizer(rate_wpm=settings.tts_rate_wpm, max_concurrent=settings.tts_workers)
+    synthesizer.check()
+    transcriber = WhisperTranscriber(
+        model=settings.whisper_model,
+        cpu_threads=settings.asr_threads,
+        max_concurrent=settings.asr_workers,
+        max_queued=settings.asr_max_queued,
+        languages=settings.languages,
+        default_language=settings.default_language,
+    )
+    logger.info("loading Whisper model %s", settings.whisper_model)
+    transcriber.load()
+    return Services(
+        settings=settings,
+        transcriber=transcriber,
+        synthesizer=synthesizer,
+        responder=responder,
+        messages=messages,
+        store=store,
+        smart_turn_session=load_smart_turn_session(),
+    )
