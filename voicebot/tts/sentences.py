@@ -28,7 +28,7 @@ def split_sentences(text: str, *, max_chars: int = 40) -> list[str]:
 
     Cuts go at 。！？；!?; and newlines, then at ，、 in sentences longer than
     `max_chars`. A clause longer than `max_chars` is cut at the last character boundary
-    that is not inside a number or an ASCII word. If it has none, it stays whole and
+    that is neither next to a digit nor inside an ASCII word. If it has none, it stays whole and
     the piece is longer than `max_chars`. Empty pieces and pieces of only punctuation
     are dropped.
     """
@@ -84,9 +84,15 @@ def _split_clauses(sentence: str) -> list[str]:
 
 
 def _safe_cut(text: str, max_chars: int) -> int | None:
-    """Return the largest cut position <= `max_chars` that splits no number or word."""
+    """Return the largest cut position <= `max_chars` that splits no number or word.
+
+    No cut goes next to a digit either, so a number keeps its unit (6288元) and its
+    label (尾号6288), which decide how the normaliser reads it.
+    """
     for cut in range(max_chars, 0, -1):
         before, after = text[cut - 1], text[cut]
+        if before.isdigit() or after.isdigit():
+            continue
         if not (_WORD_CHARACTERS.match(before) and _WORD_CHARACTERS.match(after)):
             return cut
     return None
