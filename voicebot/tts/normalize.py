@@ -69,6 +69,7 @@ _DATE = re.compile(
 )
 # A number ends where no digit follows, directly or after a decimal point or colon.
 _NUMBER_END = r"(?!\d|[.:：]\d)"
+_YEAR_MONTH = re.compile(r"(?<![\d.])((?:19|20)\d{2})[-/](0?[1-9]|1[0-2])(?![\d.])")
 _CONTEXT_NUMBER = re.compile(
     "(" + "|".join(_CONTEXT_WORDS) + r")([^\d，。！？；、,!?;\n]{0,6}?)"
     r"((?:\d|\*{2,})+(?:[ \-](?:\d|\*{2,})+)*)" + _NUMBER_END
@@ -256,6 +257,7 @@ def normalize_for_speech(text: str, language: str) -> str:
     text = text.translate(_FULLWIDTH)
     text = _THOUSANDS.sub(lambda match: match.group(0).replace(",", ""), text)
     text = _DATE.sub(_replace_date, text)
+    text = _YEAR_MONTH.sub(_replace_year_month, text)
     text = _CONTEXT_NUMBER.sub(lambda match: _replace_context_number(match, language), text)
     text = _GROUPED_NUMBER.sub(lambda match: _replace_grouped_number(match, language), text)
     text = _RANGE.sub(r"\1至", text)
@@ -280,6 +282,13 @@ def _replace_date(match: re.Match[str]) -> str:
         return match.group(0)
     day_word = match.group(4) or "日"
     return f"{_read_year(year)}年{read_integer(month)}月{read_integer(day)}{day_word}"
+
+
+def _replace_year_month(match: re.Match[str]) -> str:
+    # 2026-12 is a month unless a unit follows, as in a range of amounts (2000-12元).
+    if _starts_with_measure_word(match.string[match.end() :]):
+        return match.group(0)
+    return f"{_read_year(match.group(1))}年{read_integer(int(match.group(2)))}月"
 
 
 def _replace_context_number(match: re.Match[str], language: str) -> str:
