@@ -40,7 +40,8 @@ SUPPORTED_AGGRESSIVENESS: tuple[int, ...] = (0, 1, 2, 3)
 #   mu-law round trip, and the same clips 30 dB quieter (about -52 LUFS, 0.58) still
 #   reach SPEAKING. Pipecat's own default, 0.6 (-50 LUFS), misses 7 of those 22 quiet
 #   clips. Audio below -65 LUFS is treated as silence whatever webrtcvad decides.
-# Measured with tests/audio/test_webrtc_vad.py on the 22 synthetic Mandarin caller clips.
+# Measured on 22 synthetic Mandarin caller clips through the 8 kHz mu-law path with
+# aggressiveness 2. tests/audio/test_webrtc_vad.py checks the -30 dB case.
 PHONE_VAD_PARAMS = VADParams(confidence=0.5, start_secs=0.2, stop_secs=0.2, min_volume=0.45)
 
 
