@@ -57,8 +57,17 @@ _POLITE_CLOSINGS: tuple[str, ...] = (
     "再见", "嗯", "ok", "okay", "thanks", "thank you",
 )
 
-# Phrases of at least 2 characters repeated 3 or more times in a row, with optional separators.
-_REPEAT_RE = re.compile(r"(?P<unit>\S.{0,39}?)(?:" + _SEPARATORS + r"(?P=unit)){2,}", re.DOTALL)
+# Repetition loops as (minimum phrase length in characters, minimum repeats in a row). Short
+# phrases repeat in real speech ("好的好的"), so they count as a loop from 3 repeats on. A phrase
+# of 6 or more characters said twice back to back is a decoder loop.
+REPETITION_RULES: tuple[tuple[int, int], ...] = ((2, 3), (6, 2))
+_REPEAT_RES: tuple[re.Pattern[str], ...] = tuple(
+    re.compile(
+        r"(?P<unit>\S.{%d,39}?)(?:" % (min_length - 1) + _SEPARATORS + r"(?P=unit)){%d,}" % (min_repeats - 1),
+        re.DOTALL,
+    )
+    for min_length, min_repeats in REPETITION_RULES
+)
 # A repeated unit made only of digits is kept: "六六六六" or "8888" can be a card number.
 _DIGIT_CHARS = set("0123456789零〇一二三四五六七八九十百千万幺两点 ")
 
@@ -103,7 +112,7 @@ def strip_bye_tail(text: str) -> str:
 
 
 def collapse_repetitions(text: str) -> str:
-    """Replace a phrase of 2 or more characters repeated 3 or more times in a row with one copy.
+    """Replace a repetition loop with one copy of the phrase (see REPETITION_RULES).
 
     Runs of digits or Chinese numerals are kept, because a card number can repeat a group.
     """
@@ -112,12 +121,20 @@ def collapse_repetitions(text: str) -> str:
         unit = match.group("unit")
         if len(unit.strip()) < 2 or set(unit) <= _DIGIT_CHARS:
             return match.group(0)
+        # A loop cut off by the token limit ends with the start of one more copy, which goes too.
+        rest = re.sub(_SEPARATORS + "$", "", match.string[match.end():])
+        rest = re.sub("^" + _SEPARATORS, "", rest)
+        if rest and len(rest) < len(unit) and unit.startswith(rest):
+            return unit + "\x00"
         return unit
 
     previous = None
     while previous != text:
         previous = text
-        text = _REPEAT_RE.sub(keep_one, text)
+        for pattern in _REPEAT_RES:
+            text = pattern.sub(keep_one, text)
+            if "\x00" in text:
+                text = text[: text.index("\x00")]
     return text
 
 

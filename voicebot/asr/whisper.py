@@ -2,7 +2,7 @@
 
 `WhisperTranscriber.transcribe` takes one caller turn as 16 kHz 16-bit PCM and returns a
 `Transcript` in Simplified characters, with known hallucinations removed. Decoding runs in a
-bounded thread pool so the event loop never blocks, and a full queue raises OverloadedError.
+bounded thread pool, so decoding does not block the event loop, and a full queue raises OverloadedError.
 
 Whisper pads every input to a 30 s window, and encoding that window dominates the cost of a short
 turn. With `short_window=True` the encoder sees only the turn's own length (mel frames rounded up
@@ -55,11 +55,16 @@ _SHORT_WINDOW_STEP_FRAMES = 100
 # The model's decoder context, in tokens (448 for every Whisper size).
 _MAX_CONTEXT_TOKENS = 448
 
-# Token limit for one decode: a fast Mandarin speaker says about 6 characters per second, and
+# Token limit for one decode: a fast Mandarin speaker speaks about 6 characters per second, and
 # Whisper's byte-level BPE spends 1-2 tokens per Chinese character. 15 tokens per second plus a
 # margin for punctuation is well above real speech and well below a 448-token runaway loop.
 _TOKENS_PER_SECOND_LIMIT = 15.0
 _TOKEN_LIMIT_MARGIN = 10
+
+# More characters than this per second of audio is not speech but a loop: fast Mandarin speech
+# is about 6 characters per second.
+_CHARACTERS_PER_SECOND_LIMIT = 8.0
+_CHARACTER_LIMIT_MARGIN = 4
 
 # zlib compression ratio above which a transcript counts as a loop (faster-whisper's default).
 _COMPRESSION_RATIO_LIMIT = 2.4
@@ -407,11 +412,13 @@ class WhisperTranscriber:
         hotwords = self.hotwords if use_hotwords else None
         return self._model.get_prompt(tokenizer, previous, without_timestamps=True, hotwords=hotwords)
 
-    def _is_suspect(self, decoded: _Decoded) -> bool:
+    def _is_suspect(self, decoded: _Decoded, duration_s: float) -> bool:
         # A decode that hit the token limit, loops on a phrase or copies the hotword list is
         # not trusted and is decoded again.
         text = to_simplified(decoded.text)
         if decoded.hit_token_limit or _has_repetition_loop(text):
+            return True
+        if len(join_cjk_spaces(text)) > duration_s * _CHARACTERS_PER_SECOND_LIMIT + _CHARACTER_LIMIT_MARGIN:
             return True
         return self.hotwords is not None and echoes_word_list(text, self.hotwords)
 
@@ -468,7 +475,7 @@ class WhisperTranscriber:
         padded[:, : min(content_frames, window)] = features[:, :window]
 
         decoded, reported = self._generate(padded, language, duration_s)
-        if self._is_suspect(decoded):
+        if self._is_suspect(decoded, duration_s):
             logger.info(
                 "Short-window decode of a %.1f s turn hit the token limit or looped; retrying on the 30 s window",
                 duration_s,
