@@ -470,7 +470,15 @@ class _Call:
                 self.summary.greeting_texts.append(text)
             else:
                 self.current_turn.bot_texts.append(text)
-            self.emit({"event": "bot", "text": text, "confidence": message.get("confidence")})
+            self.emit(
+                {
+                    "event": "bot",
+                    "text": text,
+                    "confidence": message.get("confidence"),
+                    "kind": message.get("kind"),
+                    "topic": message.get("topic"),
+                }
+            )
         elif kind == "handoff":
             reason = str(message.get("reason", ""))
             self.summary.handoff_reason = reason
@@ -802,7 +810,7 @@ def add_call_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _print_event(event: dict[str, Any], *, as_json: bool) -> None:
+def print_event(event: dict[str, Any], *, as_json: bool) -> None:
     if as_json:
         print(json.dumps(event, ensure_ascii=False), flush=True)
         return
@@ -817,7 +825,7 @@ def _print_event(event: dict[str, Any], *, as_json: bool) -> None:
         print(f"handoff: {event['reason']}", flush=True)
 
 
-def _format_summary(summary: CallSummary) -> str:
+def format_summary(summary: CallSummary) -> str:
     stats = summary.latency_stats_ms()
     if stats["max"] is None:
         latency = "latency not measured"
@@ -838,7 +846,7 @@ def run_call_command(args: argparse.Namespace) -> int:
         params["language"] = args.language
 
     def on_event(event: dict[str, Any]) -> None:
-        _print_event(event, as_json=args.json)
+        print_event(event, as_json=args.json)
 
     try:
         summary = asyncio.run(
@@ -864,7 +872,7 @@ def run_call_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary.summary_event(), ensure_ascii=False), flush=True)
     else:
-        print(_format_summary(summary), flush=True)
+        print(format_summary(summary), flush=True)
     if summary.timed_out:
         if summary.turns:
             what = f"reply to caller turn {len(summary.turns)} ({summary.turns[-1].wav})"

@@ -345,7 +345,7 @@ async def test_call_json_lines_contract(tmp_path: Path, capsys: pytest.CaptureFi
     assert captured.err == ""
     lines = json_lines(captured.out)
     assert [line["event"] for line in lines] == ["bot", "user", "bot", "user", "bot", "summary"]
-    assert lines[0] == {"event": "bot", "text": "回答0", "confidence": 0.93}
+    assert lines[0] == {"event": "bot", "text": "回答0", "confidence": 0.93, "kind": "answer", "topic": None}
     assert lines[1] == {"event": "user", "text": "来电第1句"}
     summary = lines[-1]
     assert summary["call_id"] == "call-test"

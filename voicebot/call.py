@@ -153,20 +153,21 @@ class CallSession:
             name=f"call-{self.call_id}",
         )
         runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
-        runner.add_workers(self._worker)
+        await runner.add_workers(self._worker)
         pipeline_task = asyncio.create_task(runner.run(), name=f"pipeline-{self.call_id}")
         await self._output.send_event({"type": "call", "call_id": self.call_id})
 
         reason = "socket_closed"
+        close: tuple[int, str] = (CLOSE_NORMAL, "call ended")
         try:
             reason = await self._read_stream()
         except ProtocolError as e:
             logger.warning("protocol error, closing the call: %s", e, extra=self._extra)
             await self._output.send_event({"type": "error", "message": str(e)})
             reason = "protocol_error"
-            await self._close(CLOSE_PROTOCOL_ERROR, str(e))
+            close = (CLOSE_PROTOCOL_ERROR, str(e))
         finally:
-            await self._finish(pipeline_task, reason)
+            await self._finish(pipeline_task, reason, close)
         turns = turn_detector.turn_count
         return CallOutcome(self.call_id, reason, turns)
 
@@ -194,7 +195,9 @@ class CallSession:
                 return "caller_hung_up"
         return "socket_closed"
 
-    async def _finish(self, pipeline_task: asyncio.Task[None], reason: str) -> None:
+    async def _finish(self, pipeline_task: asyncio.Task[None], reason: str, close: tuple[int, str]) -> None:
+        # The record is saved before the socket closes, so a peer that reads it after the
+        # close always finds the end of the call.
         if self._output is not None:
             self._output.mark_closed()
         deadline = self._settings.hangup_timeout_s
@@ -208,7 +211,7 @@ class CallSession:
         await asyncio.wait({pipeline_task}, timeout=deadline)
         await self._services.store.end_call(self.call_id, ended_at=time.time(), reason=reason)
         if not self._ws.closed:
-            await self._close(CLOSE_NORMAL, "call ended")
+            await self._close(*close)
         logger.info("call ended: %s", reason, extra=self._extra)
 
     async def _close(self, code: int, message: str) -> None:

@@ -132,7 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "call":
             configure_logging("WARNING")
             return run_call_command(args)
-        settings = _settings(args, port=0 if args.command == "demo" and args.port is None else None)
+        overrides: dict[str, object] = {}
+        if args.command == "demo" and args.port is None:
+            overrides["port"] = 0  # any free port, so the demo never collides with a running service
+        settings = _settings(args, **overrides)
         configure_logging(settings.log_level if args.command == "serve" else "WARNING")
         if args.command == "serve":
             asyncio.run(_serve(settings))

@@ -161,11 +161,17 @@ def _loudest_frames(samples: np.ndarray, share: float = 0.2) -> np.ndarray:
 
 
 def spectral_flatness(samples: np.ndarray) -> float:
-    """Return the mean spectral flatness (0..1) of the loudest 20% of 30 ms frames."""
+    """Return the mean spectral flatness (0..1) of the loudest 20% of 30 ms frames.
+
+    Only the telephone band (200-3400 Hz) counts: audio that came through an 8 kHz phone
+    line has nothing above 4 kHz, which would make white noise look tonal.
+    """
     if samples.size < _ANALYSIS_FRAME_SAMPLES:
         return 0.0
     frames = _loudest_frames(samples) * np.hanning(_ANALYSIS_FRAME_SAMPLES)
-    power = np.square(np.abs(np.fft.rfft(frames, axis=1)), dtype=np.float64)[:, 1:] + 1e-12
+    bin_hz = SAMPLE_RATE_HZ / _ANALYSIS_FRAME_SAMPLES
+    band = slice(int(200 / bin_hz), int(3400 / bin_hz) + 1)
+    power = np.square(np.abs(np.fft.rfft(frames, axis=1)), dtype=np.float64)[:, band] + 1e-12
     flatness = np.exp(np.mean(np.log(power), axis=1)) / np.mean(power, axis=1)
     return float(np.mean(flatness))
 

@@ -56,7 +56,7 @@ class TurnDetector(FrameProcessor):
         self._vad = vad
         self._turn_analyzer = turn_analyzer
         self._pre_speech_bytes = int(pre_speech_s * TURN_SAMPLE_RATE) * 2
-        self._incomplete_timeout_s = incomplete_timeout_s
+        self._incomplete_timeout_bytes = int(incomplete_timeout_s * TURN_SAMPLE_RATE) * 2
         self._tail_bytes = int(0.3 * TURN_SAMPLE_RATE) * 2
         self._max_turn_bytes = int(max_turn_s * TURN_SAMPLE_RATE) * 2
         self._barge_in = barge_in
@@ -71,7 +71,7 @@ class TurnDetector(FrameProcessor):
         self._speech_started_at = 0.0
         self._last_voiced_at = 0.0
         self._last_voiced_len = 0
-        self._quiet_since = 0.0
+        self._quiet_bytes = 0
         self._asked_model = False
         self._bot_playing = False
         self.turn_count = 0
@@ -108,17 +108,18 @@ class TurnDetector(FrameProcessor):
         if state is VADState.SPEAKING:
             self._last_voiced_at = now
             self._last_voiced_len = len(self._turn_audio)
-            self._quiet_since = 0.0
+            self._quiet_bytes = 0
             self._asked_model = False
         elif state is VADState.QUIET:
-            if self._quiet_since == 0.0:
-                self._quiet_since = now
+            # Silence is measured in audio time, not wall-clock time, so a client that sends
+            # faster than real time (a test softphone) sees the same turn boundaries.
+            self._quiet_bytes += len(audio)
             if not self._asked_model:
                 self._asked_model = True
                 if await self._model_says_complete():
                     await self._end_turn(now, reason="model")
                     return
-            if now - self._quiet_since >= self._incomplete_timeout_s:
+            if self._quiet_bytes >= self._incomplete_timeout_bytes:
                 await self._end_turn(now, reason="silence")
                 return
         if len(self._turn_audio) >= self._max_turn_bytes:
@@ -139,7 +140,7 @@ class TurnDetector(FrameProcessor):
         self._speech_started_at = now - start_secs
         self._last_voiced_at = now
         self._last_voiced_len = len(self._turn_audio)
-        self._quiet_since = 0.0
+        self._quiet_bytes = 0
         self._asked_model = False
         if self._turn_analyzer is not None:
             self._turn_analyzer.clear()
