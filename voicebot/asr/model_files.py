@@ -19,6 +19,7 @@ import importlib.resources
 import json
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -220,3 +221,19 @@ def resolve_whisper_model(name_or_path: str = EMBEDDED_MODEL_NAME, *, cache_dir:
         return str(ensure_embedded_whisper_base(cache_dir))
     return name_or_path
 
+
+
+def main() -> int:
+    """Assemble and verify the embedded model; used by the setup script so the first call does not wait."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        folder = ensure_embedded_whisper_base()
+    except ModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"Whisper base ready in {folder} (sha256 {WHISPER_BASE_SHA256[:12]}... verified)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
