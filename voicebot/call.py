@@ -1,10 +1,9 @@
-"""One phone call on a media stream: reads the socket, runs the per-call pipeline, saves the record.
+"""One phone call on a media stream: the WebSocket side of a call.
 
-The pipeline is pipecat's: TurnDetector → TranscriptionProcessor → DialogProcessor →
-SpeechSynthesisProcessor → MediaStreamOutput. This module feeds it caller audio from the
-socket (mu-law 8 kHz decoded and resampled to 16 kHz), routes echoed marks to the output,
-and tears everything down within `hangup_timeout_s` when the caller hangs up or the
-socket drops.
+Reads the socket, validates every message with `telephony.mediastream`, feeds caller audio
+(8 kHz mu-law, decoded) into the call's pipeline (`voicebot.callcore`), routes echoed marks
+back to the output, and tears everything down within `hangup_timeout_s` when the caller
+hangs up or the socket drops.
 """
 
 from __future__ import annotations
@@ -14,36 +13,22 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
-from pipecat.audio.utils import create_stream_resampler
-from pipecat.audio.dtmf.types import KeypadEntry
-from pipecat.frames.frames import InputAudioRawFrame, InputDTMFFrame
-from pipecat.pipeline.pipeline import Pipeline
-from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.workers.runner import WorkerRunner
 
 from telephony import g711, mediastream
+from voicebot.callcore import CallPipeline
 from voicebot.errors import ProtocolError
-from voicebot.pipeline.dialog import DialogProcessor
-from voicebot.pipeline.output import MediaStreamOutput
-from voicebot.pipeline.recognition import TranscriptionProcessor
-from voicebot.pipeline.speech import SpeechSynthesisProcessor
-from voicebot.pipeline.turns import TurnDetector
-from voicebot.responder.base import DialogContext
 
 if TYPE_CHECKING:
     from voicebot.services import Services
 
 logger = logging.getLogger(__name__)
 
-PIPELINE_RATE = 16000
-# WebSocket close codes (RFC 6455): 1000 normal, 1003 unsupported data, 1008 policy violation,
-# 1011 server error, 1013 try again later.
+# WebSocket close codes (RFC 6455): 1000 normal, 1008 policy violation, 1013 try again later.
 CLOSE_NORMAL = 1000
 CLOSE_PROTOCOL_ERROR = 1008
-CLOSE_SERVER_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 
 
@@ -52,6 +37,41 @@ class CallOutcome:
     call_id: str
     reason: str
     turns: int
+
+
+class WebSocketSink:
+    """AudioSink for a media stream: media, mark and clear messages, and the opt-in sideband."""
+
+    def __init__(self, ws: web.WebSocketResponse, stream_sid: str, *, sideband: bool, call_id: str) -> None:
+        self._ws = ws
+        self._stream_sid = stream_sid
+        self._sideband = sideband
+        self._extra = {"call_id": call_id}
+
+    async def _send(self, text: str) -> bool:
+        if self._ws.closed:
+            return False
+        try:
+            await self._ws.send_str(text)
+            return True
+        except (ConnectionError, RuntimeError) as e:
+            # aiohttp raises ConnectionResetError or RuntimeError on a closing socket.
+            logger.info("media stream closed while sending: %s", type(e).__name__, extra=self._extra)
+            return False
+
+    async def send_audio(self, mulaw: bytes) -> bool:
+        return await self._send(mediastream.media_message(self._stream_sid, mulaw))
+
+    async def send_mark(self, name: str) -> bool:
+        return await self._send(mediastream.mark_message(self._stream_sid, name))
+
+    async def send_clear(self) -> bool:
+        return await self._send(mediastream.clear_message(self._stream_sid))
+
+    async def send_event(self, payload: dict[str, Any]) -> bool:
+        if not self._sideband:
+            return True
+        return await self._send(mediastream.voicebot_event_message(self._stream_sid, payload))
 
 
 class CallSession:
@@ -63,8 +83,7 @@ class CallSession:
         self._settings = services.settings
         self.call_id = uuid.uuid4().hex
         self._parser = mediastream.MediaStreamParser()
-        self._output: MediaStreamOutput | None = None
-        self._worker: PipelineWorker | None = None
+        self._call: CallPipeline | None = None
         self._extra = {"call_id": self.call_id}
 
     async def run(self) -> CallOutcome:
@@ -90,23 +109,26 @@ class CallSession:
                 return event
         return None
 
-    async def _run_call(self, start: mediastream.Start) -> CallOutcome:
+    def _language(self, requested: str | None) -> str:
         settings = self._settings
-        params = start.custom_parameters
-        language = params.get("language", settings.default_language)
-        if language not in settings.languages:
+        if requested is None:
+            return settings.default_language
+        if requested not in settings.languages:
             logger.warning(
                 "customParameters.language %r is not one of %s; using %s",
-                language[:8],
+                requested[:8],
                 ",".join(settings.languages),
                 settings.default_language,
                 extra=self._extra,
             )
-            language = settings.default_language
+            return settings.default_language
+        return requested
+
+    async def _run_call(self, start: mediastream.Start) -> CallOutcome:
+        params = start.custom_parameters
+        language = self._language(params.get("language"))
         centre = params.get("centre", "default")
-        sideband = params.get("voicebot_events") == "1"
-        store = self._services.store
-        await store.start_call(
+        await self._services.store.start_call(
             self.call_id,
             stream_sid=start.stream_sid,
             call_sid=start.call_sid,
@@ -114,66 +136,37 @@ class CallSession:
             language=language,
             centre=centre,
             started_at=time.time(),
-            custom_parameters={k: v for k, v in params.items() if k not in ("caller",)},
+            custom_parameters={k: v for k, v in params.items() if k != "caller"},
         )
         logger.info("call started: stream %s language %s", start.stream_sid, language, extra=self._extra)
-
-        self._output = MediaStreamOutput(
-            send_text=self._ws.send_str, stream_sid=start.stream_sid, sideband=sideband, call_id=self.call_id
+        sink = WebSocketSink(
+            self._ws, start.stream_sid, sideband=params.get("voicebot_events") == "1", call_id=self.call_id
         )
-        turn_detector = TurnDetector(
-            vad=self._services.new_vad(),
-            turn_analyzer=self._services.new_turn_analyzer(),
-            incomplete_timeout_s=settings.incomplete_turn_timeout_s,
-            max_turn_s=settings.max_turn_s,
-            call_id=self.call_id,
+        self._call = CallPipeline(
+            self._services, call_id=self.call_id, sink=sink, language=language, centre=centre, input_sample_rate=8000
         )
-        dialog = DialogProcessor(
-            responder=self._services.responder,
-            messages=self._services.messages,
-            context=DialogContext(call_id=self.call_id, language=language, centre=centre),
-            store=store,
-        )
-        pipeline = Pipeline(
-            [
-                turn_detector,
-                TranscriptionProcessor(transcriber=self._services.transcriber, language=language, call_id=self.call_id),
-                dialog,
-                SpeechSynthesisProcessor(synthesizer=self._services.synthesizer, call_id=self.call_id),
-                self._output,
-            ]
-        )
-        self._worker = PipelineWorker(
-            pipeline,
-            params=PipelineParams(audio_in_sample_rate=PIPELINE_RATE, audio_out_sample_rate=PIPELINE_RATE),
-            idle_timeout_secs=None,
-            enable_rtvi=False,
-            enable_turn_tracking=False,
-            check_dangling_tasks=False,
-            name=f"call-{self.call_id}",
-        )
-        runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
-        await runner.add_workers(self._worker)
-        pipeline_task = asyncio.create_task(runner.run(), name=f"pipeline-{self.call_id}")
-        await self._output.send_event({"type": "call", "call_id": self.call_id})
+        await self._call.start()
+        await self._call.send_event({"type": "call", "call_id": self.call_id})
 
         reason = "socket_closed"
         close: tuple[int, str] = (CLOSE_NORMAL, "call ended")
         try:
-            reason = await self._read_stream()
+            reason = await self._read_stream(self._call)
         except ProtocolError as e:
             logger.warning("protocol error, closing the call: %s", e, extra=self._extra)
-            await self._output.send_event({"type": "error", "message": str(e)})
+            await self._call.send_event({"type": "error", "message": str(e)})
             reason = "protocol_error"
             close = (CLOSE_PROTOCOL_ERROR, str(e))
         finally:
-            await self._finish(pipeline_task, reason, close)
-        turns = turn_detector.turn_count
-        return CallOutcome(self.call_id, reason, turns)
+            # The record is saved before the socket closes, so a peer that reads it after the
+            # close always finds the end of the call.
+            await self._call.finish(reason, timeout_s=self._settings.hangup_timeout_s)
+            if not self._ws.closed:
+                await self._close(*close)
+            logger.info("call ended: %s", reason, extra=self._extra)
+        return CallOutcome(self.call_id, reason, self._call.turn_detector.turn_count)
 
-    async def _read_stream(self) -> str:
-        assert self._worker is not None and self._output is not None
-        resampler = create_stream_resampler()
+    async def _read_stream(self, call: CallPipeline) -> str:
         async for message in self._ws:
             if message.type is WSMsgType.ERROR:
                 return "socket_error"
@@ -181,38 +174,14 @@ class CallSession:
                 break
             event = self._parser.feed(message.data)
             if isinstance(event, mediastream.Media):
-                pcm = g711.mulaw_to_pcm(event.payload)
-                pcm16 = await resampler.resample(pcm, mediastream.TELEPHONE_SAMPLE_RATE, PIPELINE_RATE)
-                if pcm16:
-                    await self._worker.queue_frame(
-                        InputAudioRawFrame(audio=pcm16, sample_rate=PIPELINE_RATE, num_channels=1)
-                    )
+                await call.push_audio(g711.mulaw_to_pcm(event.payload))
             elif isinstance(event, mediastream.Mark):
-                await self._output.on_mark(event.name)
+                await call.on_mark(event.name)
             elif isinstance(event, mediastream.Dtmf):
-                await self._worker.queue_frame(InputDTMFFrame(button=KeypadEntry(event.digit)))
+                await call.push_dtmf(event.digit)
             elif isinstance(event, mediastream.Stop):
                 return "caller_hung_up"
         return "socket_closed"
-
-    async def _finish(self, pipeline_task: asyncio.Task[None], reason: str, close: tuple[int, str]) -> None:
-        # The record is saved before the socket closes, so a peer that reads it after the
-        # close always finds the end of the call.
-        if self._output is not None:
-            self._output.mark_closed()
-        deadline = self._settings.hangup_timeout_s
-        if self._worker is not None:
-            try:
-                await asyncio.wait_for(self._worker.cancel(reason=reason), timeout=deadline)
-            except asyncio.TimeoutError:
-                logger.error("pipeline did not stop within %.1f s; cancelling its task", deadline, extra=self._extra)
-        if not pipeline_task.done():
-            pipeline_task.cancel()
-        await asyncio.wait({pipeline_task}, timeout=deadline)
-        await self._services.store.end_call(self.call_id, ended_at=time.time(), reason=reason)
-        if not self._ws.closed:
-            await self._close(*close)
-        logger.info("call ended: %s", reason, extra=self._extra)
 
     async def _close(self, code: int, message: str) -> None:
         # A close reason may be at most 123 bytes (RFC 6455 section 5.5).

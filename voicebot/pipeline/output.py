@@ -1,11 +1,13 @@
-"""The last processor of a call: paces bot audio onto the media stream and tracks playback.
+"""The last processor of a call: paces bot audio onto the line and tracks what was played.
 
-Audio leaves as 20 ms mu-law media messages in real time, a little ahead of the clock so
-the far end never runs dry. After each sentence a `mark` follows; the telephony side
-echoes the mark once it has played the audio before it, which is how the bot learns what
-the caller actually heard. On an interruption (barge-in) the queue is dropped and a
-`clear` tells the far end to drop what it buffered; sentences whose marks had not come
-back by then count as not heard, even if their marks arrive later.
+Audio leaves as 20 ms mu-law frames in real time, a little ahead of the clock so the far
+end never runs dry. After each sentence a mark follows. On a media stream the telephony
+side echoes the mark once it has played the audio before it, which is how the bot learns
+what the caller actually heard. On an interruption (barge-in) the queue is dropped and the
+sink is cleared (a media stream sends `clear`); sentences whose marks had not come back by
+then count as not heard, even if their marks arrive later.
+
+The processor knows nothing of the wire: an `AudioSink` sends frames, marks and `clear`.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from pipecat.audio.utils import create_stream_resampler
 from pipecat.frames.frames import CancelFrame, EndFrame, Frame, InterruptionFrame, StartFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from telephony import g711, mediastream
+from telephony import g711
 from voicebot.pipeline.frames import (
     PlaybackStateFrame,
     ReplyHeardFrame,
@@ -53,26 +55,39 @@ class _ReplyPlayback:
     complete: bool = False  # the last sentence has been queued
 
 
-SendText = Callable[[str], Awaitable[None]]
+class AudioSink(Protocol):
+    """The wire side of the output. Each send returns False once the line is gone."""
+
+    async def send_audio(self, mulaw: bytes) -> bool:
+        """Send one 20 ms frame of 8 kHz mu-law."""
+        ...
+
+    async def send_mark(self, name: str) -> bool:
+        """Mark the point after the audio sent so far; `PacedAudioOutput.on_mark` must be called once it has played."""
+        ...
+
+    async def send_clear(self) -> bool:
+        """Ask the far end to drop audio it has buffered but not played."""
+        ...
+
+    async def send_event(self, payload: dict[str, Any]) -> bool:
+        """Send a sideband event (transcripts, replies) to a client that asked for them; a no-op elsewhere."""
+        ...
 
 
-class MediaStreamOutput(FrameProcessor):
-    """Sends bot audio, marks, `clear` and sideband events over one media stream."""
+class PacedAudioOutput(FrameProcessor):
+    """Paces bot audio into an AudioSink and reports what the caller heard."""
 
     def __init__(
         self,
         *,
-        send_text: SendText,
-        stream_sid: str,
-        sideband: bool = False,
+        sink: AudioSink,
         lead_s: float = 0.08,
         max_queued_s: float = 180.0,
         call_id: str = "",
     ) -> None:
-        super().__init__(name="MediaStreamOutput")
-        self._send_text = send_text
-        self._stream_sid = stream_sid
-        self._sideband = sideband
+        super().__init__(name="PacedAudioOutput")
+        self._sink = sink
         self._lead_s = lead_s
         self._max_queued_frames = int(max_queued_s * 1000 / FRAME_MS)
         self._call_id = call_id
@@ -147,22 +162,10 @@ class MediaStreamOutput(FrameProcessor):
 
     # Sending
 
-    async def send_event(self, payload: dict) -> None:
-        """Send a sideband event, if the client asked for them."""
-        if self._sideband:
-            await self._send(mediastream.voicebot_event_message(self._stream_sid, payload))
-
-    async def _send(self, text: str) -> bool:
-        if self._closed:
-            return False
-        try:
-            await self._send_text(text)
-            return True
-        except (ConnectionError, RuntimeError) as e:
-            # aiohttp raises ConnectionResetError or RuntimeError on a closing socket.
-            logger.info("media stream closed while sending: %s", type(e).__name__, extra={"call_id": self._call_id})
+    async def send_event(self, payload: dict[str, Any]) -> None:
+        """Send a sideband event, if the sink has a client that asked for them."""
+        if not self._closed and not await self._sink.send_event(payload):
             self._closed = True
-            return False
 
     async def _enqueue_sentence(self, frame: SentenceAudioFrame) -> None:
         audio = frame.audio
@@ -205,7 +208,8 @@ class MediaStreamOutput(FrameProcessor):
             if isinstance(item, _Sentence):
                 name = f"t{item.turn_index}s{item.sentence_index}"
                 self._marks[name] = item
-                await self._send(mediastream.mark_message(self._stream_sid, name))
+                if not self._closed and not await self._sink.send_mark(name):
+                    self._closed = True
                 continue
             reply, payload = item
             self._queued_frames -= 1
@@ -216,7 +220,8 @@ class MediaStreamOutput(FrameProcessor):
             delay = self._next_send_at - now
             if delay > 0:
                 await asyncio.sleep(delay)
-            if not await self._send(mediastream.media_message(self._stream_sid, payload)):
+            if self._closed or not await self._sink.send_audio(payload):
+                self._closed = True
                 continue
             self.frames_sent += 1
             self._next_send_at += frame_s
@@ -229,7 +234,8 @@ class MediaStreamOutput(FrameProcessor):
         self._queue.clear()
         self._queued_frames = 0
         self._marks.clear()
-        await self._send(mediastream.clear_message(self._stream_sid))
+        if not self._closed and not await self._sink.send_clear():
+            self._closed = True
         for reply in list(self._replies.values()):
             heard = "".join(s.text for s in reply.sentences if s.echoed)
             await self.push_frame(

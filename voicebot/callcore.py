@@ -1,0 +1,123 @@
+"""The transport-neutral core of a call: the per-call pipecat pipeline and its record.
+
+A media-stream session (`voicebot.call`) and a SIP session both feed caller audio in and
+give the output an AudioSink for the way back; everything between is the same:
+TurnDetector → TranscriptionProcessor → DialogProcessor → SpeechSynthesisProcessor →
+PacedAudioOutput.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from pipecat.audio.dtmf.types import KeypadEntry
+from pipecat.audio.utils import create_stream_resampler
+from pipecat.frames.frames import InputAudioRawFrame, InputDTMFFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.workers.runner import WorkerRunner
+
+from voicebot.pipeline.dialog import DialogProcessor
+from voicebot.pipeline.output import AudioSink, PacedAudioOutput
+from voicebot.pipeline.recognition import TranscriptionProcessor
+from voicebot.pipeline.speech import SpeechSynthesisProcessor
+from voicebot.pipeline.turns import TurnDetector
+from voicebot.responder.base import DialogContext
+
+if TYPE_CHECKING:
+    from voicebot.services import Services
+
+logger = logging.getLogger(__name__)
+
+PIPELINE_RATE = 16000
+
+
+class CallPipeline:
+    """Runs one call's pipeline from `start()` to `finish()`; feed it caller audio in between."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        call_id: str,
+        sink: AudioSink,
+        language: str,
+        centre: str = "default",
+        input_sample_rate: int = 8000,
+    ) -> None:
+        settings = services.settings
+        self.call_id = call_id
+        self._services = services
+        self._extra = {"call_id": call_id}
+        self._input_rate = input_sample_rate
+        self._resampler = create_stream_resampler()
+        self.output = PacedAudioOutput(sink=sink, call_id=call_id)
+        self.turn_detector = TurnDetector(
+            vad=services.new_vad(),
+            turn_analyzer=services.new_turn_analyzer(),
+            incomplete_timeout_s=settings.incomplete_turn_timeout_s,
+            max_turn_s=settings.max_turn_s,
+            call_id=call_id,
+        )
+        self.dialog = DialogProcessor(
+            responder=services.responder,
+            messages=services.messages,
+            context=DialogContext(call_id=call_id, language=language, centre=centre),
+            store=services.store,
+        )
+        pipeline = Pipeline(
+            [
+                self.turn_detector,
+                TranscriptionProcessor(transcriber=services.transcriber, language=language, call_id=call_id),
+                self.dialog,
+                SpeechSynthesisProcessor(synthesizer=services.synthesizer, call_id=call_id),
+                self.output,
+            ]
+        )
+        self._worker = PipelineWorker(
+            pipeline,
+            params=PipelineParams(audio_in_sample_rate=PIPELINE_RATE, audio_out_sample_rate=PIPELINE_RATE),
+            idle_timeout_secs=None,
+            enable_rtvi=False,
+            enable_turn_tracking=False,
+            check_dangling_tasks=False,
+            name=f"call-{call_id}",
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
+        await runner.add_workers(self._worker)
+        self._task = asyncio.create_task(runner.run(), name=f"pipeline-{self.call_id}")
+
+    async def push_audio(self, pcm: bytes) -> None:
+        """Feed caller audio: 16-bit mono PCM at the input sample rate given at construction."""
+        if self._input_rate != PIPELINE_RATE:
+            pcm = await self._resampler.resample(pcm, self._input_rate, PIPELINE_RATE)
+        if pcm:
+            await self._worker.queue_frame(InputAudioRawFrame(audio=pcm, sample_rate=PIPELINE_RATE, num_channels=1))
+
+    async def push_dtmf(self, digit: str) -> None:
+        await self._worker.queue_frame(InputDTMFFrame(button=KeypadEntry(digit)))
+
+    async def on_mark(self, name: str) -> None:
+        await self.output.on_mark(name)
+
+    async def send_event(self, payload: dict[str, object]) -> None:
+        await self.output.send_event(payload)
+
+    async def finish(self, reason: str, *, timeout_s: float) -> None:
+        """Stop every task of the call within `timeout_s` and save the end of the record."""
+        self.output.mark_closed()
+        try:
+            await asyncio.wait_for(self._worker.cancel(reason=reason), timeout=timeout_s)
+        except asyncio.TimeoutError:
+            logger.error("pipeline did not stop within %.1f s; cancelling its task", timeout_s, extra=self._extra)
+        if self._task is not None:
+            if not self._task.done():
+                self._task.cancel()
+            await asyncio.wait({self._task}, timeout=timeout_s)
+        await self._services.store.end_call(self.call_id, ended_at=time.time(), reason=reason)
