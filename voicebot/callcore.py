@@ -1,7 +1,7 @@
 """The transport-neutral core of a call: the per-call pipecat pipeline and its record.
 
 A media-stream session (`voicebot.call`) and a SIP session both feed caller audio in and
-give the output an AudioSink for the way back; everything between is the same:
+give the output an AudioSink for the way back. Everything between is the same pipeline:
 TurnDetector → TranscriptionProcessor → DialogProcessor → SpeechSynthesisProcessor →
 PacedAudioOutput.
 """

@@ -48,7 +48,7 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help='"embedded" (Whisper base from PyPI packages, the default), a faster-whisper model name such as '
         "large-v3, or a path to a CTranslate2 model folder",
     )
-    parser.add_argument("--max-calls", type=int, help="calls served at once; more are refused with close code 1013")
+    parser.add_argument("--max-calls", type=int, help="maximum calls served at once; more are rejected with close code 1013 (default 8)")
     parser.add_argument("--knowledge-base", type=Path, help="FAQ knowledge base file (default dialogs/faq.yaml)")
     parser.add_argument("--messages", type=Path, help="spoken system messages file (default prompts/messages.yaml)")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")

@@ -35,7 +35,7 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=MAX_WS_MESSAGE_BYTES, heartbeat=None)
     await ws.prepare(request)
     if len(calls) >= services.settings.max_calls:
-        logger.warning("call refused: %d calls in progress, max_calls is %d", len(calls), services.settings.max_calls)
+        logger.warning("call rejected: %d calls in progress, max_calls is %d", len(calls), services.settings.max_calls)
         await ws.close(code=CLOSE_TRY_AGAIN_LATER, message=b"at capacity (max_calls reached); retry later")
         return ws
     session = CallSession(ws, services)

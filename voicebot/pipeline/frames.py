@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipecat.frames.frames import ControlFrame, DataFrame, SystemFrame
+from pipecat.frames.frames import DataFrame, SystemFrame
 
 from voicebot.responder.base import Reply
 
@@ -39,7 +39,6 @@ class CallerTranscriptFrame(DataFrame):
     speech_ended_at: float = 0.0
     end_of_turn_at: float = 0.0
     transcribed_at: float = 0.0
-    source: str = "speech"  # "speech" or "dtmf"
 
 
 @dataclass
@@ -87,10 +86,3 @@ class SidebandEventFrame(SystemFrame):
     """An event for a test client that asked for the voicebot sideband (transcripts, replies)."""
 
     payload: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class HangUpFrame(ControlFrame):
-    """Ask the output to close the call after the audio queued before it has played."""
-
-    reason: str = ""

@@ -72,7 +72,7 @@ class TurnDetector(FrameProcessor):
         self._last_voiced_at = 0.0
         self._last_voiced_len = 0
         self._quiet_bytes = 0
-        self._asked_model = False
+        self._turn_model_consulted = False
         self._bot_playing = False
         self.turn_count = 0
 
@@ -109,14 +109,14 @@ class TurnDetector(FrameProcessor):
             self._last_voiced_at = now
             self._last_voiced_len = len(self._turn_audio)
             self._quiet_bytes = 0
-            self._asked_model = False
+            self._turn_model_consulted = False
         elif state is VADState.QUIET:
             # Silence is measured in audio time, not wall-clock time, so a client that sends
             # faster than real time (a test softphone) sees the same turn boundaries.
             self._quiet_bytes += len(audio)
-            if not self._asked_model:
-                self._asked_model = True
-                if await self._model_says_complete():
+            if not self._turn_model_consulted:
+                self._turn_model_consulted = True
+                if await self._turn_model_predicts_complete():
                     await self._end_turn(now, reason="model")
                     return
             if self._quiet_bytes >= self._incomplete_timeout_bytes:
@@ -141,7 +141,7 @@ class TurnDetector(FrameProcessor):
         self._last_voiced_at = now
         self._last_voiced_len = len(self._turn_audio)
         self._quiet_bytes = 0
-        self._asked_model = False
+        self._turn_model_consulted = False
         if self._turn_analyzer is not None:
             self._turn_analyzer.clear()
             self._turn_analyzer.append_audio(bytes(self._turn_audio), True)
@@ -150,7 +150,7 @@ class TurnDetector(FrameProcessor):
             logger.info("barge-in: caller spoke during playback", extra={"call_id": self._call_id})
             await self.broadcast_interruption()
 
-    async def _model_says_complete(self) -> bool:
+    async def _turn_model_predicts_complete(self) -> bool:
         if self._turn_analyzer is None:
             return True
         state, _ = await self._turn_analyzer.analyze_end_of_turn()

@@ -10,6 +10,9 @@ The replacement table is conservative. Each wrong form is a string that is not a
 in banking Mandarin, or a phrase whose intended reading is clear on a credit-card
 hotline, so a correct transcript is never changed. Add a row only for a confusion seen
 in real transcripts.
+
+`to_syllables` turns text into toneless pinyin syllables, so that a matcher can compare
+how two texts sound when the ASR wrote a sound-alike character the table does not list.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import unicodedata
 from functools import lru_cache
 
 import opencc
+from pypinyin import Style, lazy_pinyin
 
 # (wrong, right, why). `wrong` is a regular expression, mostly a plain string. The rows
 # are applied in order, after the Traditional to Simplified conversion.
@@ -90,3 +94,43 @@ def normalize_transcript(text: str) -> str:
     compact = strip_punctuation(simplified)
     collapsed = collapse_repetitions(compact)
     return apply_replacements(collapsed)
+
+
+# Sound merges of Southern Mandarin accents, applied by `to_syllables(fuzzy=True)`: the
+# retroflex initials fall together with the dental ones (zhi/zi), n with l (nan/lan), the
+# velar nasal finals with the alveolar ones (xing/xin, feng/fen), and ü with i (xu/xi).
+# Whisper makes the same swaps on 8 kHz audio: 手续费 heard as 手细费, 逾期 as 遗迄.
+FUZZY_INITIALS: dict[str, str] = {"zh": "z", "ch": "c", "sh": "s", "n": "l"}
+FUZZY_FINALS: dict[str, str] = {
+    "ing": "in",
+    "eng": "en",
+    "v": "i",
+    "ve": "ie",
+    "van": "ian",
+    "vn": "in",
+}
+
+
+def to_syllables(text: str, *, fuzzy: bool = True) -> list[str]:
+    """Convert text to toneless pinyin syllables, one per CJK character.
+
+    A polyphonic character gets the reading of its word (pypinyin's phrase dictionary). A
+    run of letters or digits stays one token, as it is. With `fuzzy`, the merges of
+    FUZZY_INITIALS and FUZZY_FINALS are applied, so 手续费 and 手细费 give the same syllables.
+    """
+    if not fuzzy:
+        return lazy_pinyin(text, style=Style.NORMAL)
+    # Strict initials and finals: y and w are not initials, and ü is written v, so every
+    # syllable splits into one initial (possibly empty) and one final.
+    initials = lazy_pinyin(text, style=Style.INITIALS, strict=True)
+    finals = lazy_pinyin(text, style=Style.FINALS, strict=True)
+    syllables = []
+    for initial, final in zip(initials, finals, strict=True):
+        if initial == final:
+            # A run of non-CJK characters, returned unchanged by both styles.
+            syllables.append(initial)
+            continue
+        initial = FUZZY_INITIALS.get(initial, initial)
+        final = FUZZY_FINALS.get(final, final)
+        syllables.append(f"{initial}{final}")
+    return syllables
