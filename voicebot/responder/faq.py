@@ -24,10 +24,10 @@ The raw score is `dense_weight * dense + (1 - dense_weight) * lexical`, where le
 `sound_weight * sounds + (1 - sound_weight) * characters`. The confidence is a logistic
 function of the raw score, `1 / (1 + exp(-confidence_slope * (score -
 confidence_midpoint)))`. The defaults were set on the texts of
-tests/responder/faq_cases.py: the written questions, the Whisper transcripts of the FAQ
-caller clips and the call transcripts all reach a raw score above 0.50 with the
-right topic first, and the non-FAQ turns and sentence starts stay at 0.41 or below. The
-midpoint puts a confidence of 0.80 at a raw score of 0.46, between the two.
+tests/responder/faq_cases.py. The written questions, the Whisper transcripts of the FAQ
+caller clips and the call transcripts all reach a raw score above 0.50 with the right
+topic first. The non-FAQ turns and sentence starts stay at 0.41 or below. The midpoint
+puts a confidence of 0.80 at a raw score of 0.46, between the two.
 """
 
 from __future__ import annotations
