@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import Mapping, Protocol
 
 
 class ReplyKind(str, Enum):
@@ -29,6 +29,9 @@ class CallerTurn:
     language: str  # "zh", "yue" or "en"
     asr_confidence: float  # 0..1
     turn_index: int
+    # Keypad digits pressed during the turn ("0"-"9", "*", "#"), in order. A flow that
+    # collects digits reads them in place of the text; other responders ignore them.
+    dtmf: str = ""
 
 
 @dataclass
@@ -43,6 +46,7 @@ class DialogContext:
     language: str
     centre: str = "default"
     history: list[tuple[str, str]] = field(default_factory=list)
+    caller: str = ""  # the caller's number (ANI) as the telephony side gives it, "" when withheld
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,13 @@ class Reply:
     topic: str | None = None  # FAQ topic id or flow id
     handoff_reason: str | None = None
     candidates: tuple[tuple[str, float], ...] = ()  # (topic, score), best first
+    intent: str | None = None  # the caller's intent as the dialog engine classified it
+    # Banking actions the reply's turn performed, e.g. ("freeze_card",), in order.
+    actions: tuple[str, ...] = ()
+    end_call: bool = False  # the bot hangs up after speaking this reply
+    # Slots collected so far (name to value), for a warm handoff. Values are personal
+    # data: show them to the rep, never log them.
+    slots: Mapping[str, str] = field(default_factory=dict)
 
 
 class Responder(Protocol):
