@@ -1,1 +1,4 @@
-"""RTP media for SIP calls: pure packet, DTMF, jitter-buffer and packetizer state machines, and an asyncio socket adapter."""
+"""RTP media for SIP calls.
+
+Pure packet, DTMF, jitter-buffer and packetizer state machines, and an asyncio socket adapter.
+"""

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 DTMF_EVENT_DIGITS = "0123456789*#ABCD"
 TELEPHONE_EVENT_PAYLOAD_BYTES = 4
-MAX_EVENT_DURATION = 0xFFFF  # timestamp units; longer presses are split into segments (section 2.5.1.3)
+MAX_EVENT_DURATION = 0xFFFF  # timestamp units. Longer presses are split into segments (section 2.5.1.3).
 # Key presses remembered for duplicate detection. Redundant packets of one press arrive within
 # a few hundred milliseconds, so the last 32 presses are plenty.
 REMEMBERED_EVENTS = 32
@@ -154,7 +154,8 @@ def telephone_event_packets(
         )
     total = duration_ms * clock_rate_hz // 1000
     if total > MAX_EVENT_DURATION:
-        raise RtpError(f"duration {duration_ms} ms exceeds one event segment; use at most {MAX_EVENT_DURATION * 1000 // clock_rate_hz} ms")
+        max_ms = MAX_EVENT_DURATION * 1000 // clock_rate_hz
+        raise RtpError(f"duration {duration_ms} ms exceeds one event segment; use at most {max_ms} ms")
     if not 0 <= volume_dbm0 <= 63:
         raise RtpError(f"volume {volume_dbm0} -dBm0 is out of range; use 0-63")
     if end_repeats < 1:

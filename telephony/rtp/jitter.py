@@ -18,6 +18,7 @@ Telephone-event packets also go to a `DtmfReceiver`. Other payload types are cou
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -65,7 +66,7 @@ HISTORY_SAMPLES = 390
 
 @dataclass
 class JitterBufferStats:
-    """Counters since the buffer was created; `lost` includes packets that later arrived late."""
+    """Counters since the buffer was created. `lost` includes packets that later arrived late."""
 
     received: int = 0
     lost: int = 0
@@ -91,7 +92,7 @@ class JitterBufferStats:
 @dataclass(slots=True)
 class _Entry:
     timestamp: int
-    pcm: bytes  # decoded audio; empty for CN and telephone-event packets
+    pcm: bytes  # decoded audio, empty for CN and telephone-event packets
     audio: bool
     marker: bool
     arrival_s: float
@@ -286,8 +287,8 @@ class JitterBuffer:
         oldest_arrival = min(entry.arrival_s for entry in self._entries.values())
         return (now_s - oldest_arrival) * 1000 >= target_ms
 
-    def _fill(self, wanted_bytes: int) -> None:
-        while len(self._out) < wanted_bytes and self._advance():
+    def _fill(self, min_bytes: int) -> None:
+        while len(self._out) < min_bytes and self._advance():
             pass
 
     def _advance(self) -> bool:
@@ -324,10 +325,12 @@ class JitterBuffer:
             return
         samples = len(entry.pcm) // SAMPLE_BYTES
         if self._expected_timestamp is not None and not entry.marker:
-            # A timestamp gap without a sequence gap is a pause the sender did not mark; play it as silence.
+            # A timestamp gap without a sequence gap is a pause the sender did not mark, so it plays as silence.
             gap = (entry.timestamp - self._expected_timestamp) & 0xFFFFFFFF
             if 0 < gap <= self.max_delay_ms * SAMPLE_RATE_HZ / 1000:
                 self._out += bytes(gap * SAMPLE_BYTES)
+        # NOTE: real audio after concealment starts without the overlap-add of G.711 Appendix I,
+        # so a click is possible at that boundary.
         self._out += entry.pcm
         self._history = np.concatenate([self._history, np.frombuffer(entry.pcm, dtype="<i2")])[-HISTORY_SAMPLES:]
         self._expected_timestamp = (entry.timestamp + samples) & 0xFFFFFFFF
@@ -412,8 +415,7 @@ class JitterBuffer:
         self._stats.jitter_ms = self._jitter * 1000 / SAMPLE_RATE_HZ
         self._stats.delay_ms = self._buffered_samples() * 1000 / SAMPLE_RATE_HZ
         self._stats.target_delay_ms = self.target_delay_ms()
-        snapshot = JitterBufferStats(**{**vars(self._stats), "unknown_payload_types": set(self._stats.unknown_payload_types)})
-        return snapshot
+        return dataclasses.replace(self._stats, unknown_payload_types=set(self._stats.unknown_payload_types))
 
     def _reset_stream(self) -> None:
         self._entries: dict[int, _Entry] = {}

@@ -34,7 +34,7 @@ RTCP_PACKET_TYPES = range(200, 205)
 PAYLOAD_TYPE_PCMU = 0
 PAYLOAD_TYPE_PCMA = 8
 PAYLOAD_TYPE_CN = 13
-# telephone-event (RFC 4733) has a dynamic payload type set in SDP; 101 is the common choice.
+# telephone-event (RFC 4733) has a dynamic payload type set in SDP. 101 is the common choice.
 DEFAULT_TELEPHONE_EVENT_PAYLOAD_TYPE = 101
 
 _FIXED_HEADER = struct.Struct("!BBHII")
@@ -95,7 +95,7 @@ class RtpPacket:
             raise RtpError(f"padding of {self.padding} bytes is out of range; use 0-255")
 
     def to_bytes(self) -> bytes:
-        """Serialise the packet; padding bytes are zero except the final length byte."""
+        """Serialise the packet. Padding bytes are zero except the final length byte."""
         first = (RTP_VERSION << 6) | (0x20 if self.padding else 0) | (0x10 if self.extension else 0)
         first |= len(self.csrcs)
         second = (0x80 if self.marker else 0) | self.payload_type

@@ -85,7 +85,7 @@ class RtpPacketizer:
         return self._next_packet(self._silence_payload)
 
     def skip_frame(self) -> None:
-        """Advance the timestamp by one frame without a packet; the next packet starts a talkspurt."""
+        """Advance the timestamp by one frame without a packet, so the next packet starts a talkspurt."""
         self.timestamp = (self.timestamp + self.frame_samples) & 0xFFFFFFFF
         self._talkspurt_start = True
 
@@ -94,7 +94,7 @@ class RtpPacketizer:
         self._talkspurt_start = True
 
     def telephone_event(self, digit: str, *, duration_ms: int = 100, volume_dbm0: int = 10) -> list[RtpPacket]:
-        """Build the RFC 4733 packets of one key press starting now; send them one frame apart.
+        """Build the RFC 4733 packets of one key press starting now, to be sent one frame apart.
 
         The packets take the stream's next sequence numbers, and the timestamp moves past the
         event, so audio after it continues in order.

@@ -181,7 +181,7 @@ def test_concealment_repeats_pitch_period():
 
 
 def test_mulaw_and_alaw_decoded_by_payload_type():
-    """Payload type 0 decodes as mu-law and 8 as A-law; the two codes differ for the same audio."""
+    """Payload type 0 decodes as mu-law and 8 as A-law, and the two codes differ for the same audio."""
     pcm = tone_pcm(2)
     for payload_type, decode in ((0, mulaw_to_pcm), (8, alaw_to_pcm)):
         buffer = JitterBuffer()

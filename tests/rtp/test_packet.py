@@ -12,7 +12,9 @@ from voicebot.errors import ProtocolError
 
 def test_minimal_packet_round_trip():
     """A plain packet serialises to 12 header bytes plus payload and parses back equal."""
-    packet = RtpPacket(payload_type=0, sequence_number=65535, timestamp=0xFFFFFFFF, ssrc=0x12345678, payload=b"\xff" * 160)
+    packet = RtpPacket(
+        payload_type=0, sequence_number=65535, timestamp=0xFFFFFFFF, ssrc=0x12345678, payload=b"\xff" * 160
+    )
     data = packet.to_bytes()
     assert len(data) == 12 + 160
     assert data[0] == 0x80
