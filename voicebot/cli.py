@@ -127,8 +127,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--speed", type=float, default=1.0, help="send caller audio N times faster than real time")
     demo.add_argument("--json", action="store_true", help="print one JSON object per line")
 
+    from voicebot.prompts.cli import add_prompts_commands, run_prompts_command
+
+    add_prompts_commands(commands)
+
     args = parser.parse_args(argv)
     try:
+        if args.command == "prompts":
+            return run_prompts_command(args)
         if args.command == "call":
             configure_logging("WARNING")
             return run_call_command(args)

@@ -37,6 +37,7 @@ MESSAGE_VARIABLES: dict[str, frozenset[str]] = {
     "goodbye": frozenset(),
     "transfer": frozenset(),
     "hold": frozenset(),
+    "fallback": frozenset(),
 }
 
 # Characters that espeak-ng reads wrongly or not at all in Chinese text. Spoken texts
