@@ -122,6 +122,8 @@ class SipUserAgent(ClientMixin):
             name = name.strip().lower()
             if colon and name in ("via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"):
                 response.headers.add(name, value.strip().replace("\r", ""))
+        if not response.headers.get_all("Via"):
+            return []  # without a Via nobody can match the response; answering would only reflect traffic
         response.headers.add("Warning", f"399 {self.config.host} {self._warning_text(str(error))}")
         return [SendMessage(data=response.to_bytes(), address=source, transport=transport)]
 
