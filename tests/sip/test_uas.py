@@ -365,3 +365,92 @@ def test_rport_and_received() -> None:
     assert action.address == ("198.51.100.5", 40001)
     via = parse_message(action.data).vias[0]
     assert via.params["received"] == "198.51.100.5" and via.params["rport"] == "40001"
+
+
+def callee_response(invite: SipRequest, status: int, *, to_tag: str = "callee", body: str = "") -> bytes:
+    """Build the callee's response to an INVITE the bot sent."""
+    response = SipResponse(status=status, reason="X", headers=invite.headers.copy())
+    for name in ("Contact", "Content-Type", "Max-Forwards", "Allow"):
+        response.headers.remove(name)
+    response.headers.set("To", f"{invite.headers.get('To')};tag={to_tag}")
+    response.headers.add("Contact", "<sip:agent@192.0.2.20:5060>")
+    if body:
+        response.headers.add("Content-Type", "application/sdp")
+        response.body = body.encode()
+    return response.to_bytes()
+
+
+def test_outbound_call_answered() -> None:
+    """A consult call: INVITE with our offer, 180, 200 with an answer, then our ACK on a new branch."""
+    ua = agent()
+    call_id, actions = ua.call("sip:agent@192.0.2.20", destination=("192.0.2.20", 5060), rtp_address=RTP, now=0.0)
+    invite = sent(actions)[0]
+    assert isinstance(invite, SipRequest) and invite.method == "INVITE"
+    assert b"m=audio 40000 RTP/AVP 0 8 101" in invite.body
+    assert [m.method for m in sent(ua.tick(0.5))] == ["INVITE"]  # Timer A
+    progress = ua.receive(callee_response(invite, 180), ("192.0.2.20", 5060), "UDP", 0.6)
+    assert progress[0].status == 180
+    assert sent(ua.tick(1.5)) == []  # no retransmission after a provisional response
+    ok = callee_response(invite, 200, body=SDP_OFFER.replace("RTP/AVP 8 0 101", "RTP/AVP 0 101"))
+    actions = ua.receive(ok, ("192.0.2.20", 5060), "UDP", 2.0)
+    ack = sent(actions)[0]
+    assert isinstance(ack, SipRequest) and ack.method == "ACK"
+    assert ack.vias[0].branch != invite.vias[0].branch
+    assert ack.to.tag == "callee"
+    assert events(actions, CallAnswered)[0].media.codec == "PCMU"
+    again = ua.receive(ok, ("192.0.2.20", 5060), "UDP", 2.5)
+    assert [m.method for m in sent(again)] == ["ACK"]  # a retransmitted 2xx gets the ACK again
+    assert ua.calls[call_id].dialog.replaces_value() == f"{call_id};to-tag=callee;from-tag={invite.from_.tag}"
+
+
+def test_outbound_call_rejected_acked() -> None:
+    """A 486 to our INVITE is acknowledged on the INVITE's branch and ends the call."""
+    ua = agent()
+    _, actions = ua.call("sip:agent@192.0.2.20", destination=("192.0.2.20", 5060), rtp_address=RTP, now=0.0)
+    invite = sent(actions)[0]
+    result = ua.receive(callee_response(invite, 486), ("192.0.2.20", 5060), "UDP", 0.3)
+    ack = sent(result)[0]
+    assert ack.method == "ACK" and ack.vias[0].branch == invite.vias[0].branch
+    assert events(result, CallEnded)[0].status == 486
+
+
+def test_outbound_call_timer_b() -> None:
+    """An INVITE nobody answers ends with a timeout after Timer B (64*T1)."""
+    ua = agent()
+    ua.call("sip:agent@192.0.2.20", destination=("192.0.2.20", 5060), rtp_address=RTP, now=0.0)
+    sends = 0
+    ended: list[CallEnded] = []
+    while (deadline := ua.next_deadline()) is not None:
+        actions = ua.tick(deadline)
+        sends += len(sent(actions))
+        ended += events(actions, CallEnded)
+    assert sends == 6  # retransmissions at 0.5, 1.5, 3.5, 7.5, 15.5 and 31.5 s
+    assert ended[0].reason == "timeout"
+
+
+def test_outbound_cancel_after_ringing() -> None:
+    """hangup() during ringing sends CANCEL on the INVITE's branch; the 487 is acknowledged."""
+    ua = agent()
+    call_id, actions = ua.call("sip:agent@192.0.2.20", destination=("192.0.2.20", 5060), rtp_address=RTP, now=0.0)
+    invite = sent(actions)[0]
+    ua.receive(callee_response(invite, 180), ("192.0.2.20", 5060), "UDP", 0.1)
+    actions = ua.hangup(call_id, now=0.2)
+    cancel = sent(actions)[0]
+    assert cancel.method == "CANCEL" and cancel.vias[0].branch == invite.vias[0].branch
+    assert events(actions, CallEnded)[0].reason == "cancelled"
+    result = ua.receive(callee_response(invite, 487), ("192.0.2.20", 5060), "UDP", 0.3)
+    assert [m.method for m in sent(result)] == ["ACK"]
+    assert not events(result, CallEnded)
+
+
+def test_attended_transfer_refer_to_has_replaces() -> None:
+    """refer() with a consult call puts an escaped Replaces into Refer-To (RFC 3891)."""
+    ua = agent()
+    call, _ = answered_call(ua)
+    consult_id, actions = ua.call("sip:agent@192.0.2.20", destination=("192.0.2.20", 5060), rtp_address=RTP, now=1.0)
+    ok = callee_response(sent(actions)[0], 200, body=SDP_OFFER)
+    ua.receive(ok, ("192.0.2.20", 5060), "UDP", 1.5)
+    refer = sent(ua.refer(call.call_id, target="sip:agent@192.0.2.20", now=2.0, replaces_call_id=consult_id))[0]
+    refer_to = refer.headers.get("Refer-To") or ""
+    assert refer_to.startswith("<sip:agent@192.0.2.20?Replaces=")
+    assert "%3Bto-tag%3Dcallee%3Bfrom-tag%3D" in refer_to
