@@ -231,7 +231,10 @@ def read_sources(prompts_dir: Path, dialogs_dir: Path) -> tuple[dict[str, str], 
         except UnicodeDecodeError as error:
             problem = PromptProblem(str(path), None, "yaml_syntax", value=f"not UTF-8 ({error.reason})")
             raise DialogFileError([problem]) from error
-    return files, {name: str(path) for name, path in paths.items()}
+    shown = {name: str(path) for name, path in paths.items()}
+    for required in (MESSAGES_FILE, SYSTEM_FILE):
+        shown.setdefault(PROMPTS_PREFIX + required, str(prompts_dir / required))  # named when missing
+    return files, shown
 
 
 def source_paths(prompts_dir: Path, dialogs_dir: Path) -> list[Path]:
