@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from voicebot.llm.cache import ResponseCache, has_personal_data
+from voicebot.llm.cache import ResponseCache
 from voicebot.llm.client import ChatMessage, LlmClient, LlmError, ModelRouter, sentences
 from voicebot.llm.grounding import GroundingGuard, Violation
 from voicebot.responder.base import CallerTurn, DialogContext, Reply, ReplyKind
