@@ -260,6 +260,8 @@ def _audio_codecs(media: MediaDescription) -> list[tuple[str, int]]:
     rtpmap = media.rtpmap()
     found = []
     for fmt in media.formats:
+        if not fmt.isdigit() or len(fmt) > 3:
+            continue  # formats of non-RTP streams (udp/BFCP, TCP/MSRP) are not payload types
         payload_type = int(fmt)
         name, clock = rtpmap.get(payload_type, (STATIC_PAYLOAD_TYPES.get(payload_type, ""), 8000))
         if name.upper() in SUPPORTED_CODECS and clock == 8000:

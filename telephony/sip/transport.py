@@ -1,6 +1,6 @@
 """Asyncio UDP and TCP transports around the pure `SipUserAgent` core.
 
-`SipServer` binds one host and port for both UDP and TCP, feeds every datagram or framed
+`SipServer` binds one host and port for both UDP and TCP. It feeds every datagram or framed
 stream message to the core with the loop's monotonic clock, sends the `SendMessage` actions,
 hands events to the application callback and runs the core's timers. TCP messages are framed
 by Content-Length (RFC 3261 section 18.3). Bad input never ends the server: the core answers

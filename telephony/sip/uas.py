@@ -75,7 +75,7 @@ class SipUserAgent(ClientMixin):
     # Inbound messages.
 
     def receive(self, data: bytes, source: Address, transport: str, now: float, *, datagram: bool = True) -> list[Action]:
-        """Handle one message from `source`; never raises for malformed input."""
+        """Handle one message from `source`; malformed input yields an error response, not an exception."""
         if not data.strip(b"\r\n"):
             return []  # CRLF keep-alive (RFC 5626 section 4.4.1)
         if self._networks and not self._source_allowed(source[0]):
@@ -132,7 +132,7 @@ class SipUserAgent(ClientMixin):
         return quote("".join(c if 32 <= ord(c) < 127 else "?" for c in text)[:200])
 
     def _response_address(self, request: SipRequest, source: Address, transport: str) -> Address:
-        """Where to send responses (RFC 3261 section 18.2.2 and RFC 3581 rport)."""
+        """Return the address for responses (RFC 3261 section 18.2.2 and RFC 3581 rport)."""
         if transport.upper() != "UDP":
             return source
         via = request.vias[0]

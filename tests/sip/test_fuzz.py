@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +22,7 @@ VALID_MESSAGES = [
 # Bytes that matter to the grammar, so mutations hit delimiters more often than random bytes would.
 SPECIAL = [b":", b";", b",", b"<", b">", b'"', b"\\", b"@", b"=", b"/", b" ", b"\t", b"\r\n", b"\r\n ", b"\x00",
            b"\xff", b"[", b"]", b"?", b"&", b"%", b"99999999999", b"-1", b"", b"sip:", b"tel:"]
-FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=int(os.environ.get("SIP_FUZZ_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite

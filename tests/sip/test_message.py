@@ -53,7 +53,8 @@ def test_torture_whitespace_and_folding() -> None:
     assert message.vias[1].transport == "TCP"
     assert message.headers.get("NewFangledHeader") == "newfangled value continued newfangled value"
     assert len(message.body) == 150
-    assert message.contact is not None and message.contact.params["q"] == "0.33"
+    assert message.contact is not None
+    assert message.contact.params["q"] == "0.33"
 
 
 def test_compact_forms_expand() -> None:
@@ -189,7 +190,8 @@ def test_round_trip_and_response() -> None:
     response = make_response(message, 486, to_tag="t1")
     parsed = parse_message(response.to_bytes())
     assert isinstance(parsed, SipResponse)
-    assert parsed.status == 486 and parsed.reason == "Busy Here"
+    assert parsed.status == 486
+    assert parsed.reason == "Busy Here"
     assert parsed.to.tag == "t1"
     assert parsed.cseq.method == "INVITE"
 

@@ -42,7 +42,8 @@ def test_invite_answer_ack_bye() -> None:
     """A whole inbound call: 100, 180, 200 with SDP, ACK, BYE."""
     ua = agent()
     call = start_call(ua)
-    assert call.media is not None and call.media.codec == "PCMA"
+    assert call.media is not None
+    assert call.media.codec == "PCMA"
     assert call.from_uri == "sip:+85223456789@192.0.2.10"
     assert statuses(ua.ring(call.call_id, now=0.05)) == [180]
     ok = sent(ua.answer(call.call_id, rtp_address=RTP, now=0.1))[0]
@@ -84,7 +85,7 @@ def test_no_ack_sends_bye() -> None:
     ua.answer(call.call_id, rtp_address=RTP, now=0.0)
     actions = ua.tick(32.0)
     messages = sent(actions)
-    assert any(isinstance(m, SipRequest) and m.method == "BYE" for m in messages)
+    assert [m.method for m in messages if isinstance(m, SipRequest)] == ["BYE"]
     assert events(actions, CallEnded)[0].reason == "ack-timeout"
 
 
@@ -175,10 +176,12 @@ def test_reinvite_hold_and_resume() -> None:
     call, tag = answered_call(ua)
     actions = reinvite(ua, tag, "sendonly", 2, 1.0)
     ok = sent(actions)[0]
-    assert ok.status == 200 and b"a=recvonly" in ok.body
+    assert ok.status == 200
+    assert b"a=recvonly" in ok.body
     assert b"o=voicebot" in ok.body
     hold = events(actions, HoldChanged)[0]
-    assert hold.on_hold and hold.direction == "recvonly"
+    assert hold.on_hold
+    assert hold.direction == "recvonly"
     ua.receive(request("ACK", branch="z9hG4bK-ack-2", cseq=2, to_tag=tag, content_type=None), PEER, "UDP", 1.1)
     actions = reinvite(ua, tag, "sendrecv", 3, 2.0)
     assert b"a=sendrecv" in sent(actions)[0].body
@@ -231,7 +234,8 @@ def test_refer_and_notify() -> None:
     response = SipResponse(status=202, reason="Accepted", headers=refer.headers.copy())
     response.headers.remove("Contact")
     results = ua.receive(response.to_bytes(), PEER, "UDP", 1.1)
-    assert results[0].status == 202 and not results[0].final
+    assert results[0].status == 202
+    assert not results[0].final
     notify = request("NOTIFY", branch="z9hG4bK-n1", cseq=2, to_tag=tag, body="SIP/2.0 200 OK\r\n",
                      content_type="message/sipfrag", extra="Event: refer\r\nSubscription-State: terminated\r\n")
     actions = ua.receive(notify, PEER, "UDP", 2.0)
@@ -246,7 +250,8 @@ def test_refer_timeout() -> None:
     call, _ = answered_call(ua)
     ua.refer(call.call_id, target="sip:agent@192.0.2.20", now=1.0)
     results = [a for a in ua.tick(33.0) if not isinstance(a, SendMessage)]
-    assert results[0].status == 408 and results[0].final
+    assert results[0].status == 408
+    assert results[0].final
 
 
 def test_options_ping() -> None:
@@ -263,7 +268,8 @@ def test_error_statuses() -> None:
     assert statuses(ua.receive(request("SUBSCRIBE", content_type=None), PEER, "UDP", 0.0)) == [405]
     required = request("INVITE", branch="z9hG4bK-2", call_id="c2", body=SDP_OFFER, extra="Require: 100rel\r\n")
     responses = sent(ua.receive(required, PEER, "UDP", 0.0))
-    assert responses[0].status == 420 and responses[0].headers.get("Unsupported") == "100rel"
+    assert responses[0].status == 420
+    assert responses[0].headers.get("Unsupported") == "100rel"
     bye = request("BYE", branch="z9hG4bK-3", call_id="c3", to_tag="nope", content_type=None)
     assert statuses(ua.receive(bye, PEER, "UDP", 0.0)) == [481]
     text = request("INVITE", branch="z9hG4bK-4", call_id="c4", body="hello", content_type="text/plain")
@@ -350,8 +356,10 @@ def test_hangup_sends_bye() -> None:
     call, tag = answered_call(ua)
     actions = ua.hangup(call.call_id, now=1.0)
     bye = sent(actions)[0]
-    assert isinstance(bye, SipRequest) and bye.method == "BYE"
-    assert bye.to.tag == "caller-tag" and bye.from_.tag == tag
+    assert isinstance(bye, SipRequest)
+    assert bye.method == "BYE"
+    assert bye.to.tag == "caller-tag"
+    assert bye.from_.tag == tag
     assert events(actions, CallEnded)[0].reason == "local-bye"
     assert sent(ua.tick(1.5))  # Timer E resends the BYE until a response arrives
 
@@ -364,7 +372,8 @@ def test_rport_and_received() -> None:
     assert isinstance(action, SendMessage)
     assert action.address == ("198.51.100.5", 40001)
     via = parse_message(action.data).vias[0]
-    assert via.params["received"] == "198.51.100.5" and via.params["rport"] == "40001"
+    assert via.params["received"] == "198.51.100.5"
+    assert via.params["rport"] == "40001"
 
 
 def callee_response(invite: SipRequest, status: int, *, to_tag: str = "callee", body: str = "") -> bytes:
@@ -385,7 +394,8 @@ def test_outbound_call_answered() -> None:
     ua = agent()
     call_id, actions = ua.call("sip:agent@192.0.2.20", destination=("192.0.2.20", 5060), rtp_address=RTP, now=0.0)
     invite = sent(actions)[0]
-    assert isinstance(invite, SipRequest) and invite.method == "INVITE"
+    assert isinstance(invite, SipRequest)
+    assert invite.method == "INVITE"
     assert b"m=audio 40000 RTP/AVP 0 8 101" in invite.body
     assert [m.method for m in sent(ua.tick(0.5))] == ["INVITE"]  # Timer A
     progress = ua.receive(callee_response(invite, 180), ("192.0.2.20", 5060), "UDP", 0.6)
@@ -394,7 +404,8 @@ def test_outbound_call_answered() -> None:
     ok = callee_response(invite, 200, body=SDP_OFFER.replace("RTP/AVP 8 0 101", "RTP/AVP 0 101"))
     actions = ua.receive(ok, ("192.0.2.20", 5060), "UDP", 2.0)
     ack = sent(actions)[0]
-    assert isinstance(ack, SipRequest) and ack.method == "ACK"
+    assert isinstance(ack, SipRequest)
+    assert ack.method == "ACK"
     assert ack.vias[0].branch != invite.vias[0].branch
     assert ack.to.tag == "callee"
     assert events(actions, CallAnswered)[0].media.codec == "PCMU"
@@ -410,7 +421,8 @@ def test_outbound_call_rejected_acked() -> None:
     invite = sent(actions)[0]
     result = ua.receive(callee_response(invite, 486), ("192.0.2.20", 5060), "UDP", 0.3)
     ack = sent(result)[0]
-    assert ack.method == "ACK" and ack.vias[0].branch == invite.vias[0].branch
+    assert ack.method == "ACK"
+    assert ack.vias[0].branch == invite.vias[0].branch
     assert events(result, CallEnded)[0].status == 486
 
 
@@ -436,7 +448,8 @@ def test_outbound_cancel_after_ringing() -> None:
     ua.receive(callee_response(invite, 180), ("192.0.2.20", 5060), "UDP", 0.1)
     actions = ua.hangup(call_id, now=0.2)
     cancel = sent(actions)[0]
-    assert cancel.method == "CANCEL" and cancel.vias[0].branch == invite.vias[0].branch
+    assert cancel.method == "CANCEL"
+    assert cancel.vias[0].branch == invite.vias[0].branch
     assert events(actions, CallEnded)[0].reason == "cancelled"
     result = ua.receive(callee_response(invite, 487), ("192.0.2.20", 5060), "UDP", 0.3)
     assert [m.method for m in sent(result)] == ["ACK"]
