@@ -85,10 +85,10 @@ async def test_versions_rollback_show(tree, key_prefix):
         await service.poll_once()
         assert service.current().version == first.version
 
-        shown = run_cli("show", *redis_args, "--lang", "en")
-        assert shown.returncode == 0
-        assert shown.stdout.startswith(f"version {first.version}\n")
-        assert "prompts/messages.yaml" in shown.stdout
+        display_paths = run_cli("show", *redis_args, "--lang", "en")
+        assert display_paths.returncode == 0
+        assert display_paths.stdout.startswith(f"version {first.version}\n")
+        assert "prompts/messages.yaml" in display_paths.stdout
 
         stored = run_cli("show", "2", "--file", "prompts/messages.yaml", *redis_args)
         assert stored.returncode == 0

@@ -1,4 +1,4 @@
-"""Version store in real Redis: reload, refused edits, watcher, rollback and calls keeping their version."""
+"""Version store in real Redis: reload, rejected edits, watcher, rollback and calls keeping their version."""
 
 from __future__ import annotations
 
@@ -89,8 +89,8 @@ async def test_unchanged_reload_reuses_version(make_store):
     assert len(await store.versions()) == 1
 
 
-async def test_broken_reload_refused(tree, make_store):
-    """An invalid edit is refused with its problems and the last good version stays active."""
+async def test_broken_reload_rejected(tree, make_store):
+    """An invalid edit is rejected with its problems and the last good version stays active."""
     store = make_store()
     good = await store.start(watch=False)
     tree.edit(MESSAGES, "你系想问{choices}", "你系想问{choice}")
@@ -100,9 +100,9 @@ async def test_broken_reload_refused(tree, make_store):
     assert store.current() is good
     assert len(await store.versions()) == 1
     assert store.last_problems and "{choice}" in store.last_problems[0]
-    refused = await store.refused_record()
-    assert refused is not None
-    assert refused["problems"] == list(store.last_problems)
+    rejected = await store.rejected_record()
+    assert rejected is not None
+    assert rejected["problems"] == list(store.last_problems)
 
 
 async def test_call_keeps_its_version(tree, make_store):

@@ -1,6 +1,6 @@
 """One validated, immutable version of the whole prompt set.
 
-A `PromptBundle` holds the spoken messages (prompts/messages.yaml and every other
+A `PromptBundle` contains the spoken messages (prompts/messages.yaml and every other
 prompts/*.yaml), the LLM system prompts and intent instructions (prompts/system.yaml),
 the centre settings with their message overrides (prompts/centres/*.yaml) and the
 message keys the flows refer to (dialogs/flows/*.yaml). It also keeps the text of every
@@ -64,7 +64,7 @@ def _frozen(texts: Mapping[str, Mapping[str, str]]) -> Mapping[str, Mapping[str,
 
 @dataclass(frozen=True)
 class CentreSettings:
-    """How one contact centre runs the bot, from prompts/centres/<centre>.yaml."""
+    """Bot settings of one contact centre, from prompts/centres/<centre>.yaml."""
 
     centre: str
     name: str
@@ -209,7 +209,7 @@ class PromptBundle:
 def read_sources(prompts_dir: Path, dialogs_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
     """Read every file of the prompt set from disk.
 
-    Returns (files, shown): logical name to text, and logical name to the path shown in
+    Returns (files, display_paths): logical name to text, and logical name to the path display_paths in
     errors. The set is prompts/*.yaml, prompts/centres/*.yaml and dialogs/flows/*.yaml; a
     missing centres or flows folder is an empty set. Raises DialogFileError for a file
     that is not UTF-8.
@@ -231,10 +231,10 @@ def read_sources(prompts_dir: Path, dialogs_dir: Path) -> tuple[dict[str, str], 
         except UnicodeDecodeError as error:
             problem = PromptProblem(str(path), None, "yaml_syntax", value=f"not UTF-8 ({error.reason})")
             raise DialogFileError([problem]) from error
-    shown = {name: str(path) for name, path in paths.items()}
+    display_paths = {name: str(path) for name, path in paths.items()}
     for required in (MESSAGES_FILE, SYSTEM_FILE):
-        shown.setdefault(PROMPTS_PREFIX + required, str(prompts_dir / required))  # named when missing
-    return files, shown
+        display_paths.setdefault(PROMPTS_PREFIX + required, str(prompts_dir / required))  # named when missing
+    return files, display_paths
 
 
 def source_paths(prompts_dir: Path, dialogs_dir: Path) -> list[Path]:
@@ -247,19 +247,19 @@ def source_paths(prompts_dir: Path, dialogs_dir: Path) -> list[Path]:
 
 
 def build_bundle(
-    files: Mapping[str, str], *, shown: Mapping[str, str] | None = None, lang: str = "zh"
+    files: Mapping[str, str], *, display_paths: Mapping[str, str] | None = None, lang: str = "zh"
 ) -> PromptBundle:
     """Validate a set of file texts and return the bundle they make.
 
-    `files` maps logical names (see read_sources) to texts; `shown` maps them to the
+    `files` maps logical names (see read_sources) to texts; `display_paths` maps them to the
     paths errors should name, by default the logical names. Raises DialogFileError
     listing every problem of every file, in Simplified Chinese or, with lang="en", English.
     """
-    shown = shown or {}
+    display_paths = display_paths or {}
     problems: list[ValidationProblem] = []
 
     def where(name: str) -> str:
-        return shown.get(name, name)
+        return display_paths.get(name, name)
 
     messages: dict[str, MessageDefinition] = {}
 
@@ -342,5 +342,5 @@ def build_bundle(
 
 def load_bundle(prompts_dir: str | Path, dialogs_dir: str | Path, *, lang: str = "zh") -> PromptBundle:
     """Read and validate the prompt set on disk; raises DialogFileError naming file, line and fix."""
-    files, shown = read_sources(Path(prompts_dir), Path(dialogs_dir))
-    return build_bundle(files, shown=shown, lang=lang)
+    files, display_paths = read_sources(Path(prompts_dir), Path(dialogs_dir))
+    return build_bundle(files, display_paths=display_paths, lang=lang)

@@ -1,8 +1,8 @@
 """`voicebot prompts check|versions|rollback|show`: the prompt files from the command line.
 
 Output is in Simplified Chinese by default and in English with `--lang en`. `check`
-reads only the disk; the other commands read the versions a running service stored in
-Redis, and `rollback` changes the version every running service activates.
+reads only the disk. The other commands read the versions a running service stored in
+Redis, and `rollback` changes the version that every running service activates.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ _TEXT: dict[str, tuple[str, str]] = {
     ),
     "header": ("  版本              创建时间                   创建者  来源", "  version           created                    by  source"),
     "active": ("当前版本：{label}（{reason}，{at}，{by}）", "active version: {label} ({reason}, {at}, {by})"),
-    "refused": (
+    "rejected": (
         "最近一次被拒绝的重新加载：{at}，{count} 个问题，第一个：{first}",
-        "last refused reload: {at}, {count} problem(s), the first: {first}",
+        "last rejected reload: {at}, {count} problem(s), the first: {first}",
     ),
     "rolled_back": (
         "已回滚到版本 {label}。运行中的服务会在下一次检查时切换到这个版本；磁盘上的文件没有改动，"
@@ -166,9 +166,9 @@ async def _versions(store: PromptStore, lang: str) -> int:
     if active is not None:
         label = next((r.label for r in records if r.sequence == active.sequence), f"v{active.sequence}")
         print(_say("active", lang, label=label, reason=active.reason, at=active.activated_at, by=active.activated_by))
-    refused = await store.refused_record()
-    if refused and refused["problems"]:
-        print(_say("refused", lang, at=refused["at"], count=len(refused["problems"]), first=refused["problems"][0]))
+    rejected = await store.rejected_record()
+    if rejected and rejected["problems"]:
+        print(_say("rejected", lang, at=rejected["at"], count=len(rejected["problems"]), first=rejected["problems"][0]))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""What the prompt files may contain: keys, intents, template variables and centre settings."""
+"""Allowed contents of the prompt files: keys, intents, template variables and centre settings."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 MESSAGES_FILE = "messages.yaml"
 # LLM system prompts and per-intent instructions.
 SYSTEM_FILE = "system.yaml"
-# Every other prompts/*.yaml (flows.yaml, ...) holds free message keys for flows.
+# Every other prompts/*.yaml (flows.yaml, ...) contains free message keys for flows.
 CENTRES_DIR = "centres"
 FLOWS_DIR = "flows"
 
@@ -25,7 +25,7 @@ BUILTIN_VARIABLES: frozenset[str] = frozenset({"choices", "digits", "position", 
 FLOW_MESSAGE_FIELDS: tuple[str, ...] = ("say", "reprompt", "confirm")
 
 # system.yaml: top-level keys. `system` and `grounding` are joined into the LLM system
-# prompt of each language; `intents` holds one instruction per intent.
+# prompt of each language, and `intents` contains one instruction per intent.
 SYSTEM_KEYS: tuple[str, ...] = ("system", "grounding", "intents")
 
 # Intents with an instruction in system.yaml, with the template variables each instruction
@@ -42,8 +42,8 @@ INTENT_VARIABLES: dict[str, frozenset[str]] = {
     "summary_for_rep": frozenset({"conversation", "reasons", "collected"}),
 }
 
-# Intent instructions are read by the LLM, not spoken, so one Mandarin text is enough;
-# a `yue` or `en` text, where present, is used for calls in that language.
+# Intent instructions are read by the LLM, not spoken, so one Mandarin text is enough.
+# A `yue` or `en` text, where present, is used for calls in that language.
 INTENT_REQUIRED_LANGUAGES: tuple[str, ...] = ("zh",)
 
 # Centre files: prompts/centres/<centre>.yaml.

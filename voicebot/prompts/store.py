@@ -12,13 +12,13 @@ Redis layout, under `key_prefix` (default ``voicebot:prompts``):
   "activated_by", "disk_digest"}``: the version the service runs. `reason` is "start",
   "reload" or "rollback"; `disk_digest` is the digest of the files on disk at that
   moment.
-- ``{prefix}:refused``: JSON of the last reload that validation refused, with its
+- ``{prefix}:rejected``: JSON of the last reload that validation rejected, with its
   problems in Simplified Chinese.
 
-Rollback does not write files to disk. The files are the dialog designers' working copy
-and the refused or unwanted edit is what they need to fix. A rolled-back version stays
-active, across restarts too, until the files on disk change; `voicebot prompts show
-VERSION --file NAME` prints a stored file for anyone who wants it back on disk.
+Rollback does not write files to disk, because the files are the dialog designers'
+working copy and the rejected or unwanted edit is what they need to fix. A rolled-back
+version stays active, across restarts too, until the files on disk change. To put a
+stored file back on disk, print it with `voicebot prompts show VERSION --file NAME`.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class VersionRecord:
 
 @dataclass(frozen=True)
 class ActiveRecord:
-    """Which version the service runs, and why."""
+    """The version the service runs and the reason it was activated."""
 
     sequence: int
     digest: str
@@ -112,7 +112,7 @@ def _fingerprint(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
         try:
             stat = path.stat()
         except FileNotFoundError:
-            continue  # deleted between the listing and the stat; the next poll sees the new set
+            continue  # deleted between the listing and the stat, so the next poll lists the new set
         stats.append((str(path), stat.st_mtime_ns, stat.st_size))
     return tuple(stats)
 
@@ -138,7 +138,7 @@ class PromptStore:
 
         Args:
             prompts_dir: Folder with messages.yaml, system.yaml and centres/.
-            dialogs_dir: Folder whose flows/ holds the flow files checked against the prompts.
+            dialogs_dir: Folder whose flows/ contains the flow files checked against the prompts.
             redis_url: Redis that keeps the versions.
             key_prefix: Prefix of every Redis key; see the module docstring.
             poll_interval_s: Seconds between two checks of the files' modification times
@@ -184,12 +184,12 @@ class PromptStore:
         return f"{self._prefix}:active"
 
     @property
-    def refused_key(self) -> str:
-        return f"{self._prefix}:refused"
+    def rejected_key(self) -> str:
+        return f"{self._prefix}:rejected"
 
     @property
     def last_problems(self) -> tuple[str, ...]:
-        """Problems of the last refused reload, one line each, empty after a good one."""
+        """Problems of the last rejected reload, one line each, empty after a good one."""
         return self._last_problems
 
     async def connect(self) -> None:
@@ -230,14 +230,14 @@ class PromptStore:
         The files on disk become the active version when they are valid, unless a
         rollback is in force and the files have not changed since it. Invalid files
         leave the last active version in Redis running. Raises DialogFileError when
-        the files are invalid and Redis holds no active version, and UpstreamError when
+        the files are invalid and Redis has no active version, and UpstreamError when
         Redis is unreachable.
         """
         await self.connect()
         active = await self.active_record()
         self._fingerprint = _fingerprint(source_paths(self.prompts_dir, self.dialogs_dir))
         try:
-            files, shown = read_sources(self.prompts_dir, self.dialogs_dir)
+            files, display_paths = read_sources(self.prompts_dir, self.dialogs_dir)
             self._disk_digest = content_digest(files)
             if active is not None and active.reason == "rollback" and active.disk_digest == self._disk_digest:
                 logger.info(
@@ -246,10 +246,10 @@ class PromptStore:
                 )
                 await self._activate_stored(active.sequence)
             else:
-                bundle = build_bundle(files, shown=shown)
+                bundle = build_bundle(files, display_paths=display_paths)
                 await self._store_and_activate(bundle, source="start", reason="start")
         except DialogFileError as error:
-            await self._record_refused(error)
+            await self._record_rejected(error)
             if active is None:
                 raise
             logger.error(
@@ -283,13 +283,13 @@ class PromptStore:
         async with self._reload_lock:
             self._fingerprint = _fingerprint(source_paths(self.prompts_dir, self.dialogs_dir))
             try:
-                files, shown = await asyncio.to_thread(read_sources, self.prompts_dir, self.dialogs_dir)
+                files, display_paths = await asyncio.to_thread(read_sources, self.prompts_dir, self.dialogs_dir)
                 self._disk_digest = content_digest(files)
-                bundle = await asyncio.to_thread(build_bundle, files, shown=shown)
+                bundle = await asyncio.to_thread(build_bundle, files, display_paths=display_paths)
             except DialogFileError as error:
-                await self._record_refused(error)
+                await self._record_rejected(error)
                 logger.error(
-                    "Prompt reload refused, keeping %s: %d problem(s)\n%s",
+                    "Prompt reload rejected, keeping %s: %d problem(s)\n%s",
                     self._current.version if self._current else "no version",
                     len(error.problems), "\n".join(self._last_problems),
                 )
@@ -384,9 +384,9 @@ class PromptStore:
         data = json.loads(raw)
         return ActiveRecord(**{name: data[name] for name in ActiveRecord.__dataclass_fields__})
 
-    async def refused_record(self) -> dict[str, Any] | None:
-        """Return the last refused reload: when, by whom and its problems, or None."""
-        raw = await self._redis().get(self.refused_key)
+    async def rejected_record(self) -> dict[str, Any] | None:
+        """Return the last rejected reload: when, by whom and its problems, or None."""
+        raw = await self._redis().get(self.rejected_key)
         return None if raw is None else json.loads(raw)
 
     async def _resolve(self, version: str | int) -> int:
@@ -476,13 +476,13 @@ class PromptStore:
         }
         await self._redis().set(self.active_key, json.dumps(active))
 
-    async def _record_refused(self, error: DialogFileError) -> None:
+    async def _record_rejected(self, error: DialogFileError) -> None:
         self._last_problems = tuple(problem.describe("zh") for problem in error.problems)
-        refused = {"at": _now(), "by": self._actor, "problems": list(self._last_problems)}
+        rejected = {"at": _now(), "by": self._actor, "problems": list(self._last_problems)}
         try:
-            await self._redis().set(self.refused_key, json.dumps(refused, ensure_ascii=False))
+            await self._redis().set(self.rejected_key, json.dumps(rejected, ensure_ascii=False))
         except RedisError as redis_error:
-            logger.warning("Could not record the refused prompt reload in Redis: %s", redis_error)
+            logger.warning("Failed to record the rejected prompt reload in Redis: %s", redis_error)
 
     def _set_current(self, bundle: PromptBundle, *, reason: str) -> None:
         previous = self._current.version if self._current else "none"

@@ -1,6 +1,6 @@
 """Parse and validate the texts of the prompt, centre and flow files.
 
-Each reader takes a file's text and its path as shown to the user, appends every problem
+Each reader takes a file's text and its path as display_paths to the user, appends every problem
 it finds to a shared list and returns what it could read, so one check reports every
 problem of every file at once. Nothing here touches the disk: the same code validates the
 files in a folder and the file contents of a stored version.
@@ -69,7 +69,7 @@ class MessageDefinition:
 
 @dataclass
 class SystemPrompts:
-    """What system.yaml holds: system prompt, grounding rule and intent instructions."""
+    """Contents of system.yaml: system prompt, grounding rule and intent instructions."""
 
     system: dict[str, str] = field(default_factory=dict)
     grounding: dict[str, str] = field(default_factory=dict)
