@@ -2,6 +2,9 @@
 
 Nonces are stateless: each one carries its creation time and an HMAC of that time under a
 server secret, so any process that knows the secret can verify it until it expires.
+
+NOTE: nonce counts (nc) are not tracked, so a captured Authorization header can be replayed
+until its nonce expires (nonce_lifetime_s). Combine digest with allowed_networks.
 """
 
 from __future__ import annotations
