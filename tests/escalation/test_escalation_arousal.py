@@ -16,7 +16,7 @@ def _voice(f0_hz: float, *, amplitude: float, seconds: float = 1.5) -> np.ndarra
     """A vowel-like tone: F0 with two harmonics and a slow loudness contour."""
     t = np.arange(int(seconds * SAMPLE_RATE_HZ)) / SAMPLE_RATE_HZ
     contour = 0.8 + 0.2 * np.sin(2 * np.pi * 3 * t)
-    wave = np.sin(2 * np.pi * f0_hz * t) + 0.5 * np.sin(2 * np.pi * 2 * f0_hz * t) + 0.25 * np.sin(2 * np.pi * 3 * f0_hz * t)
+    wave = sum(weight * np.sin(2 * np.pi * harmonic * f0_hz * t) for harmonic, weight in ((1, 1.0), (2, 0.5), (3, 0.25)))
     return amplitude * contour * wave / 1.75
 
 

@@ -48,7 +48,7 @@ def test_cases_cover_every_kind(cases):
 
 
 def test_cases_hold_every_caller_clip(cases, callers_folder):
-    """Every caller clip's true text is a case, with handoff exactly where the manifest says."""
+    """Every caller clip's true text is a case, with a handoff exactly where the manifest expects one."""
     by_text = {case["text"]: case for case in cases if case["source"] == "clip"}
     with open(callers_folder / "MANIFEST.tsv", encoding="utf-8") as manifest:
         rows = list(csv.DictReader(manifest, delimiter="\t"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from voicebot.escalation import TextCueDetectors
-from voicebot.escalation.cues import AsrTroubleTracker, find_amounts, parse_chinese_number
+from voicebot.escalation.cues import AsrFailureTracker, find_amounts, parse_chinese_number
 from voicebot.escalation.text import SoundAlikeCorrector, normalize
 
 
@@ -152,21 +152,21 @@ def test_find_amounts_needs_unit():
     assert find_amounts("后四位是六二八八") == []
 
 
-def test_asr_trouble_consecutive_turns():
-    """Three trouble turns in a row fire; a good turn resets the count."""
-    tracker = AsrTroubleTracker(min_confidence=0.5, consecutive_turns=3)
+def test_asr_failure_consecutive_turns():
+    """Three failed turns in a row fire; a usable turn resets the count."""
+    tracker = AsrFailureTracker(min_confidence=0.5, consecutive_turns=3)
     tracker.add_turn(confidence=0.3)
     tracker.add_turn(confidence=0.9, failed=True)
     assert tracker.detect() == []
     tracker.add_turn(confidence=0.2)
-    assert [hit.rule_id for hit in tracker.detect()] == ["asr.repeated_trouble"]
+    assert [hit.rule_id for hit in tracker.detect()] == ["asr.repeated_failure"]
     tracker.add_turn(confidence=0.95)
     assert tracker.detect() == []
 
 
-def test_asr_trouble_rejects_bad_settings():
+def test_asr_failure_rejects_bad_settings():
     """Settings out of range raise with the value in the message."""
     with pytest.raises(ValueError, match="1.5"):
-        AsrTroubleTracker(min_confidence=1.5)
+        AsrFailureTracker(min_confidence=1.5)
     with pytest.raises(ValueError, match="0"):
-        AsrTroubleTracker(consecutive_turns=0)
+        AsrFailureTracker(consecutive_turns=0)

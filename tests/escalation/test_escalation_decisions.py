@@ -79,7 +79,16 @@ def test_unknown_centre_uses_default(policy, caplog):
     assert "chengdu" in caplog.text
 
 
-def test_partial_turn_hands_over_early_but_is_not_counted(policy):
+def test_sensitivity_override(policy):
+    """An explicit sensitivity replaces the centre's level; an invalid one raises naming it."""
+    state = policy.new_call(call_id="call-17", centre="shanghai", sensitivity="high")
+    assert state.sensitivity == "high"
+    assert policy.evaluate("明天就要还款了", partial=False, audio=None, call_state=state).escalate
+    with pytest.raises(ValueError, match="'extreme'"):
+        policy.new_call(call_id="call-18", sensitivity="extreme")
+
+
+def test_partial_turn_not_counted(policy):
     """A partial transcript may hand over, but only the final turn counts an occurrence."""
     state = policy.new_call(call_id="call-8")
     partial = policy.evaluate("我要转人", partial=True, audio=None, call_state=state)
@@ -93,20 +102,20 @@ def test_partial_turn_hands_over_early_but_is_not_counted(policy):
     assert state.occurrences["human_request"] == 1
 
 
-def test_asr_trouble_by_sensitivity(policy):
+def test_asr_failure_by_sensitivity(policy):
     """Two unusable turns hand over in Beijing; the default centre waits for a third."""
     beijing = policy.new_call(call_id="call-9", centre="beijing")
     default = policy.new_call(call_id="call-10", centre="default")
     for state in (beijing, default):
-        state.asr_trouble.add_turn(confidence=0.2)
-        state.asr_trouble.add_turn(confidence=0.3, failed=True)
+        state.asr_failure.add_turn(confidence=0.2)
+        state.asr_failure.add_turn(confidence=0.3, failed=True)
     assert policy.evaluate("嗯", partial=False, audio=None, call_state=beijing).escalate
     decision = policy.evaluate("嗯", partial=False, audio=None, call_state=default)
     assert not decision.escalate
-    default.asr_trouble.add_turn(confidence=0.1)
+    default.asr_failure.add_turn(confidence=0.1)
     decision = policy.evaluate("", partial=False, audio=None, call_state=default)
     assert decision.escalate
-    assert decision.handoff_reason == "asr.repeated_trouble"
+    assert decision.handoff_reason == "asr.repeated_failure"
     assert decision.skill == "card_services"
 
 

@@ -23,7 +23,7 @@ cues:
   human_request: {skill: card_services, priority: 2, action: handoff_now}
   emotion: {skill: complaints, priority: 3, action: handoff_now, min_score: 0.6}
   arousal: {skill: complaints, priority: 3, action: handoff_after, occurrences: 2}
-  asr_trouble: {skill: card_services, priority: 4, action: handoff_now}
+  asr_failure: {skill: card_services, priority: 4, action: handoff_now}
 sensitivity:
   low:
     emotion: {min_score: 0.8}
@@ -73,7 +73,7 @@ def test_overrides_merge(tmp_path):
     assert settings.levels["medium"]["arousal"].occurrences == 2
     assert settings.levels["high"]["arousal"].occurrences == 1
     assert settings.levels["medium"]["money_movement"].thresholds["large_amount_yuan"] == 10_000
-    assert settings.levels["medium"]["asr_trouble"].thresholds["consecutive_turns"] == 3
+    assert settings.levels["medium"]["asr_failure"].thresholds["consecutive_turns"] == 3
 
 
 def test_error_is_knowledge_base_error(tmp_path):
@@ -98,15 +98,16 @@ def test_bad_action_in_english(tmp_path):
 
 
 def test_missing_occurrences(tmp_path):
-    """handoff_after without occurrences asks for occurrences."""
+    """handoff_after without occurrences is rejected with a request to add occurrences."""
     message = _problems(tmp_path, VALID.replace(", occurrences: 2}", "}"))
     assert "occurrences" in message
     assert "第 12 行" in message
 
 
 def test_stray_occurrences(tmp_path):
-    """occurrences with another action asks to remove it or switch to handoff_after."""
-    message = _problems(tmp_path, VALID.replace("arousal: {action: handoff_now}", "arousal: {action: flag_only, occurrences: 3}"), "en")
+    """occurrences with another action is rejected: remove it or switch to handoff_after."""
+    text = VALID.replace("arousal: {action: handoff_now}", "arousal: {action: flag_only, occurrences: 3}")
+    message = _problems(tmp_path, text, "en")
     assert "sensitivity.high.arousal" in message
     assert "remove 'occurrences'" in message
 
@@ -117,7 +118,7 @@ def test_every_problem_reported(tmp_path):
     text = text.replace("  emotion: {skill", "  emotions: {skill")
     message = _problems(tmp_path, text, "en")
     lines = message.splitlines()
-    assert any("'cues.asr_trouble.priority' is 9, out of range; write a number within 1..5" in line for line in lines)
+    assert any("'cues.asr_failure.priority' is 9, out of range; write a number within 1..5" in line for line in lines)
     assert any("invalid value 'lowest' for 'centres.shanghai'" in line for line in lines)
     assert any("unknown cue 'emotions'" in line for line in lines)
     assert any("no settings for cue 'emotion'" in line for line in lines)

@@ -1,7 +1,7 @@
 """Escalation policy: when a caller turn must go to a person, and why.
 
 Deterministic cue detectors (fraud, money movement, location mismatch, emotion, a request
-for a person, acoustic arousal, repeated ASR trouble) produce explainable hits, and
+for a person, acoustic arousal, repeated ASR failures) produce explainable hits, and
 `EscalationPolicy` applies the designers' policy file (dialogs/escalation.yaml) to them.
 """
 
@@ -9,7 +9,7 @@ from voicebot.escalation.acoustic import ArousalReading, ArousalTracker, TurnAco
 from voicebot.escalation.cues import (
     ALL_CUES,
     TEXT_CUES,
-    AsrTroubleTracker,
+    AsrFailureTracker,
     Hit,
     TextCueDetectors,
 )
@@ -21,7 +21,7 @@ __all__ = [
     "TEXT_CUES",
     "ArousalReading",
     "ArousalTracker",
-    "AsrTroubleTracker",
+    "AsrFailureTracker",
     "CallState",
     "CueSettings",
     "Decision",

@@ -1,6 +1,6 @@
 """Acoustic arousal: a caller turn much louder and higher-pitched than the caller's own start.
 
-Anger and panic raise both the level and the pitch of the voice. Absolute values say
+Anger and panic raise both the level and the pitch of the voice. Absolute values mean
 little on the phone (a headset and a speakerphone differ by 20 dB, a low and a high
 voice by an octave), so each turn is compared with the caller's own baseline: the mean
 of the first `baseline_turns` turns that had voiced speech.

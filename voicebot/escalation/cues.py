@@ -1,10 +1,10 @@
-"""Text cue detectors and the call-level ASR trouble detector.
+"""Text cue detectors and the call-level detector of repeated ASR failures.
 
 Every detector returns `Hit`s: the cue, the rule id, the span of the caller text that
 matched, the score and the sound-alike corrections the match relied on. A hit explains
 itself: `fraud.card_misused` at 5..8 of "我的卡被倒刷了", read as 盗刷 with similarity 1.0.
 The detectors are pure functions of their input and hold no state, except
-AsrTroubleTracker, which belongs to one call.
+AsrFailureTracker, which belongs to one call.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ LOCATION_MISMATCH = "location_mismatch"
 EMOTION = "emotion"
 HUMAN_REQUEST = "human_request"
 AROUSAL = "arousal"
-ASR_TROUBLE = "asr_trouble"
+ASR_FAILURE = "asr_failure"
 TEXT_CUES: tuple[str, ...] = (FRAUD, MONEY_MOVEMENT, LOCATION_MISMATCH, EMOTION, HUMAN_REQUEST)
-ALL_CUES: tuple[str, ...] = (*TEXT_CUES, AROUSAL, ASR_TROUBLE)
+ALL_CUES: tuple[str, ...] = (*TEXT_CUES, AROUSAL, ASR_FAILURE)
 
 # Default money-movement threshold in yuan; the policy file may set another.
 DEFAULT_LARGE_AMOUNT_YUAN = 10_000.0
@@ -35,7 +35,7 @@ DEFAULT_LARGE_AMOUNT_YUAN = 10_000.0
 class Hit:
     """One piece of evidence for a cue.
 
-    `matched` holds the caller's words and is personal data: it goes to the rep with the
+    `matched` contains the caller's words and is personal data: it goes to the rep with the
     handoff and never into a log line.
     """
 
@@ -63,7 +63,9 @@ class _CompiledRule:
 
 def _compile(specs: Sequence[lexicon.RuleSpec]) -> tuple[_CompiledRule, ...]:
     return tuple(
-        _CompiledRule(spec.id, _clause_pattern(spec.pattern), spec.score, tuple(_clause_pattern(u) for u in spec.unless))
+        _CompiledRule(
+            spec.id, _clause_pattern(spec.pattern), spec.score, tuple(_clause_pattern(u) for u in spec.unless)
+        )
         for spec in specs
     )
 
@@ -204,8 +206,8 @@ class MoneyMovementDetector(RuleDetector):
 
 
 _PLACE_NAMES = "|".join(sorted(lexicon.PLACES, key=len, reverse=True))
-# A place outside the gazetteer counts when it ends in a word for a place (巴塞罗那市 no,
-# 巴塞罗那 is not found: add common destinations to lexicon.PLACES).
+# NOTE: a place outside lexicon.PLACES is found only when it ends in 市, 省, 国, 州 or 岛,
+# so 巴塞罗那 is missed. Add common destinations to lexicon.PLACES.
 _PLACE = rf"(?P<place>{_PLACE_NAMES}|[\u4e00-\u9fff]{{1,5}}?(市|省|国|州|岛))"
 _CHARGE = r"(被刷|刷了|刷咗|刷卡|消费|扣款|扣了|扣咗|交易|被拒|拒绝|拒付|刷不了|碌咗|碌卡|有一笔|支付|付款|买了|用了|取了|取钱)"
 # Where a charge happened: 在迪拜被刷, 喺香港碌咗, 迪拜那边有一笔消费, 境外消费.
@@ -213,7 +215,7 @@ _CHARGE_AT = [
     _clause_pattern(rf"(在|喺|于){_PLACE}(那边|那里|嗰边)?(的|嘅)?.{{0,6}}?{_CHARGE}"),
     _clause_pattern(rf"(?P<place>{_PLACE_NAMES})(那边|那里|嗰边)?(的|嘅)?.{{0,4}}?{_CHARGE}"),
 ]
-# Where the caller says they are, or that they were not there.
+# The caller's own place (我人在上海), or a statement that they were not there (我没去过).
 _CALLER_AT = _clause_pattern(rf"(我|本人)(人|现在|一直|今天|明明|当时|都|人一直|一直都)*(在|喺|人在){_PLACE}")
 _CALLER_NOT_THERE = _clause_pattern(
     r"(我|本人)?(根本|从来|都|也|最近)?(没有|没|冇|未)(去过|去|出过国|出国|离开过|离开|出境|出过境)"
@@ -311,15 +313,15 @@ class TextCueDetectors:
         ]
 
 
-class AsrTroubleTracker:
+class AsrFailureTracker:
     """Counts consecutive caller turns that the bot could not use.
 
-    A turn is trouble when its ASR confidence is below `min_confidence` or when it
-    failed: nothing usable was heard, or the responder could only ask the caller to
+    A turn counts as failed when its ASR confidence is below `min_confidence`, when
+    nothing usable was heard, or when the responder could only ask the caller to
     rephrase. A usable turn resets the count.
     """
 
-    RULE_ID = "asr.repeated_trouble"
+    RULE_ID = "asr.repeated_failure"
 
     def __init__(self, *, min_confidence: float = 0.5, consecutive_turns: int = 3) -> None:
         if not 0.0 <= min_confidence <= 1.0:
@@ -328,19 +330,19 @@ class AsrTroubleTracker:
             raise ValueError(f"consecutive_turns must be 1 or more, got {consecutive_turns}")
         self.min_confidence = min_confidence
         self.consecutive_turns = consecutive_turns
-        self.trouble_turns = 0
+        self.failed_turns = 0
         self.turns = 0
 
     def add_turn(self, *, confidence: float, failed: bool = False) -> None:
         """Record one finished caller turn: its ASR confidence (0..1) and whether it failed."""
         self.turns += 1
         if failed or confidence < self.min_confidence:
-            self.trouble_turns += 1
+            self.failed_turns += 1
         else:
-            self.trouble_turns = 0
+            self.failed_turns = 0
 
     def detect(self) -> list[Hit]:
-        """Return a hit while the last `consecutive_turns` turns or more were trouble."""
-        if self.trouble_turns < self.consecutive_turns:
+        """Return a hit while the last `consecutive_turns` turns or more failed."""
+        if self.failed_turns < self.consecutive_turns:
             return []
-        return [Hit(cue=ASR_TROUBLE, rule_id=self.RULE_ID, score=1.0)]
+        return [Hit(cue=ASR_FAILURE, rule_id=self.RULE_ID, score=1.0)]

@@ -1,10 +1,10 @@
 """The phrase rules of the text cues, as data.
 
-Each rule has an id (`cue.name`, the id that decisions and logs show), a regular
-expression matched against the corrected caller text (see text.py), a score in 0..1
-(how sure a match alone makes the cue) and `unless` patterns: a match of an `unless`
-pattern that overlaps the rule's match drops it. The `unless` patterns keep topic
-questions, advice and negations out (转账手续费, 防止被盗刷, 人工智能, 我不生气).
+Each rule has an id (`cue.name`, the id that decisions and logs show) and a regular
+expression matched against the corrected caller text (see text.py). Its score in 0..1
+says how sure a match alone makes the cue. A match of one of its `unless` patterns that
+overlaps the rule's match drops it, which keeps topic questions, advice and negations
+out (转账手续费, 防止被盗刷, 人工智能, 我不生气).
 
 In the patterns `.` matches any character except the clause boundary `，`, so a gap
 stays inside one clause; `[^\\n]` crosses clause boundaries. The text is Simplified
@@ -99,8 +99,8 @@ FRAUD_RULES: tuple[RuleSpec, ...] = (
 _TRANSFER_VERB = r"(转账|转钱|转款|汇款|汇钱|打款|打钱|过数|转一笔|汇一笔)"
 _FEE_QUESTION = r"(转账|转钱|汇款|汇钱|打钱|过数|取现|提现|套现)(的|有|要|收)?.{0,2}(手续费|费用|收费|费率|限额|额度|利息)"
 _TIMING_QUESTION = r"(转账|转钱|汇款|汇钱|打钱|过数).{0,8}(多久|多长时间|几天|到账)"
-# Who asks for the act: 我要, 我想, 帮我, 麻烦你, 唔该. A bare 要 or 能 is left out because
-# 还款要转账吗 and 信用卡能转账吗 ask about the act.
+# The caller requesting the act: 我要, 我想, 帮我, 麻烦你, 唔该. A bare 要 or 能 is left out
+# because 还款要转账吗 and 信用卡能转账吗 are questions about the act.
 _ACTOR = r"((我|本人|我们|我哋)(现在|今天|想)?(要|想|想要|需要|得|打算)|帮我|麻烦(你|您)?(帮我)?|请(你|您)?帮(我)?|唔该(你)?)(帮我)?"
 
 MONEY_RULES: tuple[RuleSpec, ...] = (

@@ -2,7 +2,7 @@
 
 The owner of a call creates one CallState per call (`EscalationPolicy.new_call`) and
 calls `evaluate` on every caller turn, partial or final. Between turns it reports each
-finished turn's ASR confidence and outcome to `call_state.asr_trouble.add_turn`.
+finished turn's ASR confidence and outcome to `call_state.asr_failure.add_turn`.
 
 Per cue, the settings of the call centre's sensitivity level (dialogs/escalation.yaml)
 decide what a hit does:
@@ -13,7 +13,7 @@ decide what a hit does:
 - `flag_only` reports the cue and never hands over.
 
 A partial transcript may hand over early, but only final turns are counted, feed the
-acoustic baseline or are checked for ASR trouble, so a turn is never counted twice.
+acoustic baseline or are checked for ASR failures, so a turn is never counted twice.
 """
 
 from __future__ import annotations
@@ -28,7 +28,15 @@ from typing import Mapping
 import numpy as np
 
 from voicebot.escalation.acoustic import ArousalReading, ArousalTracker
-from voicebot.escalation.cues import ALL_CUES, AROUSAL, ASR_TROUBLE, MONEY_MOVEMENT, AsrTroubleTracker, Hit, TextCueDetectors
+from voicebot.escalation.cues import (
+    ALL_CUES,
+    AROUSAL,
+    ASR_FAILURE,
+    MONEY_MOVEMENT,
+    AsrFailureTracker,
+    Hit,
+    TextCueDetectors,
+)
 from voicebot.escalation.policy_file import CueSettings, PolicySettings, load_policy
 from voicebot.escalation.text import Correction
 
@@ -87,12 +95,12 @@ class Decision:
 
 @dataclass
 class CallState:
-    """What the policy remembers about one call."""
+    """Per-call state of the policy: counters, trackers and the centre's sensitivity."""
 
     call_id: str
     centre: str
     sensitivity: str
-    asr_trouble: AsrTroubleTracker
+    asr_failure: AsrFailureTracker
     arousal: ArousalTracker
     occurrences: Counter[str] = field(default_factory=Counter)
     final_turns: int = 0
@@ -120,24 +128,32 @@ class EscalationPolicy:
         """Return the cue settings that apply to `centre`."""
         return dict(self.settings.levels[self.settings.sensitivity_of(centre)])
 
-    def new_call(self, *, call_id: str, centre: str = "default", sample_rate_hz: int = 16_000) -> CallState:
-        """Create the state of one call, with trackers set up for the centre's sensitivity."""
-        if centre.lower() not in self.settings.centres:
+    def new_call(
+        self, *, call_id: str, centre: str = "default", sensitivity: str | None = None, sample_rate_hz: int = 16_000
+    ) -> CallState:
+        """Create the state of one call, with trackers set up for the centre's sensitivity.
+
+        `sensitivity` (low, medium or high) overrides the level that the policy file gives
+        the centre, for a deployment that configures it per centre elsewhere.
+        """
+        if sensitivity is not None and sensitivity not in self.settings.levels:
+            raise ValueError(f"invalid sensitivity {sensitivity!r}; use one of {', '.join(self.settings.levels)}")
+        if sensitivity is None and centre.lower() not in self.settings.centres:
             logger.warning(
                 "Centre %s is not listed in %s; using the sensitivity of 'default'",
                 centre,
                 self.settings.path,
                 extra={"call_id": call_id},
             )
-        level = self.settings.sensitivity_of(centre)
+        level = sensitivity or self.settings.sensitivity_of(centre)
         cues = self.settings.levels[level]
-        asr = cues[ASR_TROUBLE].thresholds
+        asr = cues[ASR_FAILURE].thresholds
         arousal = cues[AROUSAL].thresholds
         return CallState(
             call_id=call_id,
             centre=centre,
             sensitivity=level,
-            asr_trouble=AsrTroubleTracker(
+            asr_failure=AsrFailureTracker(
                 min_confidence=float(asr["min_confidence"]), consecutive_turns=int(asr["consecutive_turns"])
             ),
             arousal=ArousalTracker(
@@ -173,7 +189,7 @@ class EscalationPolicy:
                 call_state.last_arousal = reading
                 if reading.aroused:
                     hits.append(Hit(cue=AROUSAL, rule_id=ArousalTracker.RULE_ID, score=1.0))
-            hits.extend(call_state.asr_trouble.detect())
+            hits.extend(call_state.asr_failure.detect())
 
         reasons = self._apply(hits, cues, call_state, partial=partial)
         fired = [reason for reason in reasons if reason.triggered]

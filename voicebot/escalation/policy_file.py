@@ -19,7 +19,7 @@ from voicebot.errors import KnowledgeBaseError
 from voicebot.escalation.cues import (
     ALL_CUES,
     AROUSAL,
-    ASR_TROUBLE,
+    ASR_FAILURE,
     DEFAULT_LARGE_AMOUNT_YUAN,
     MONEY_MOVEMENT,
 )
@@ -57,7 +57,7 @@ THRESHOLDS: dict[str, dict[str, ThresholdSpec]] = {
         "pitch_rise_semitones": ThresholdSpec(3.0, 0.5, 24.0),
         "baseline_turns": ThresholdSpec(2, 1, 10, integer=True),
     },
-    ASR_TROUBLE: {
+    ASR_FAILURE: {
         "min_confidence": ThresholdSpec(0.5, 0.0, 1.0),
         "consecutive_turns": ThresholdSpec(3, 1, 20, integer=True),
     },
@@ -130,7 +130,8 @@ class PolicyProblem:
         """Format the problem as one line in Simplified Chinese (`zh`) or English (`en`)."""
         zh_template, en_template = _PROBLEMS[self.code]
         english = lang == "en"
-        problem = (en_template if english else zh_template).format(key=self.key, value=self.value, expected=self.expected)
+        template = en_template if english else zh_template
+        problem = template.format(key=self.key, value=self.value, expected=self.expected)
         if english:
             where = self.path if self.line is None else f"{self.path}, line {self.line}"
             return f"{where}: {problem}."
@@ -148,7 +149,7 @@ class PolicyFileError(KnowledgeBaseError):
 
 @dataclass(frozen=True)
 class CueSettings:
-    """What the policy does with one cue at one sensitivity level."""
+    """Settings of one cue at one sensitivity level."""
 
     cue: str
     skill: str
@@ -190,7 +191,9 @@ class _Reader:
             return None
         return {name: (key_node, value_node) for name, key_node, value_node in mapping_items(node)}
 
-    def check_keys(self, fields: Mapping[str, tuple[yaml.Node, yaml.Node]], allowed: tuple[str, ...], prefix: str) -> None:
+    def check_keys(
+        self, fields: Mapping[str, tuple[yaml.Node, yaml.Node]], allowed: tuple[str, ...], prefix: str
+    ) -> None:
         for name, (key_node, _) in fields.items():
             if name not in allowed:
                 self.add(key_node, "unknown_key", f"{prefix}{name}", expected=", ".join(allowed))
@@ -215,7 +218,8 @@ class _Reader:
             self.add(node, "not_integer", key, value=str(text))
             return None
         if not spec.minimum <= value <= spec.maximum:
-            self.add(node, "out_of_range", key, value=str(text), expected=f"{_format(spec.minimum)}..{_format(spec.maximum)}")
+            allowed_range = f"{_format(spec.minimum)}..{_format(spec.maximum)}"
+            self.add(node, "out_of_range", key, value=str(text), expected=allowed_range)
             return None
         return value
 
@@ -243,7 +247,9 @@ class _CueFields:
     thresholds: dict[str, float] = field(default_factory=dict)
 
 
-def _read_cue_fields(reader: _Reader, cue: str, node: yaml.Node, *, key: str, allowed: tuple[str, ...]) -> _CueFields | None:
+def _read_cue_fields(
+    reader: _Reader, cue: str, node: yaml.Node, *, key: str, allowed: tuple[str, ...]
+) -> _CueFields | None:
     """Read the fields of one cue block or one sensitivity override."""
     fields = reader.mapping(node, key)
     if fields is None:
@@ -404,7 +410,10 @@ def _resolve_level(
     """Merge one level's overrides into the base cue settings (all of them valid by now)."""
     settings = {}
     for cue, values in base.items():
-        assert values.skill is not None and values.priority is not None and values.action is not None
+        # load_policy resolves levels only when no problem was found, so these are set.
+        assert values.skill is not None
+        assert values.priority is not None
+        assert values.action is not None
         thresholds = {name: spec.default for name, spec in THRESHOLDS.get(cue, {}).items()}
         thresholds.update(values.thresholds)
         action = values.action

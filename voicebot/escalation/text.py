@@ -5,8 +5,8 @@ The cue rules match a normalised form of the transcript:
 - Traditional characters become Simplified (OpenCC t2s), full-width forms are folded
   (NFKC) and Latin letters are lower-cased.
 - Punctuation becomes the clause boundary `，`. Whitespace between two Chinese characters
-  is also a boundary, because Whisper separates clauses with a space ("被刷了一笔 可是我人在上海");
-  whitespace next to a digit or letter is dropped, so "转账 5 万" reads "转账5万".
+  is also a boundary, because Whisper separates clauses with a space ("被刷了一笔 可是我人在上海").
+  Whitespace next to a digit or letter is dropped, so "转账 5 万" reads "转账5万".
 - A decimal point between two digits is kept ("1.5万").
 
 Then `correct_sound_alikes` replaces sound-alike spellings of the words the rules look
