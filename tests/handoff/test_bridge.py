@@ -121,3 +121,19 @@ async def test_caller_audio_held_during_whisper(make_queue) -> None:  # type: ig
             assert await call.send_caller_audio(numbered_frame(2)) == 1
             frames = await asyncio.wait_for(collect(rep.caller_audio(), 11), timeout=10)
             assert [frame_number(frame) for frame in frames] == [50] * 10 + [2]
+
+
+async def test_handshake_when_rep_opens_first(make_queue) -> None:  # type: ignore[no-untyped-def]
+    """The call side gets READY even when the rep side subscribed before it."""
+    async with make_queue() as queue:
+        async with queue.rep_endpoint("h6", sample_rate_hz=RATE_HZ), queue.call_endpoint(
+            "h6", sample_rate_hz=RATE_HZ
+        ) as call:
+            assert await call.wait_rep_ready(timeout_s=5)
+
+
+async def test_handshake_times_out_without_rep(make_queue) -> None:  # type: ignore[no-untyped-def]
+    """Without a rep endpoint wait_rep_ready returns False."""
+    async with make_queue() as queue:
+        async with queue.call_endpoint("h7", sample_rate_hz=RATE_HZ) as call:
+            assert not await call.wait_rep_ready(timeout_s=0.3)

@@ -6,8 +6,13 @@ channels, `{prefix}h:{id}:audio:caller` (call to rep: caller audio and the whisp
 in Hz as little-endian uint16) and at most one 20 ms frame of 16-bit little-endian mono PCM.
 
 Pub/sub does not store messages: a message published before the other side subscribed is
-lost. So the rep side subscribes before the rep accepts and then publishes READY, and the
-call side waits for READY (`wait_rep_ready`) before it plays the whisper.
+lost. So the sides shake hands: the call side publishes HELLO until READY comes back
+(`wait_rep_ready`), and the rep side publishes READY when it subscribes and in reply to each
+HELLO. Either side may open first. The whisper and caller audio go out after READY.
+
+An endpoint serves one rep. When the rep side closes it publishes END and the call side's
+`rep_audio()` finishes; after RepDisconnected the call side opens a new endpoint for the
+next rep.
 
 Each endpoint buffers received frames in a bounded deque. When it is full the oldest frame
 is dropped, because late audio is worse than a short gap in a live conversation.
@@ -39,6 +44,7 @@ KIND_AUDIO = 1
 KIND_WHISPER = 2
 KIND_READY = 3
 KIND_END = 4
+KIND_HELLO = 5
 _HEADER = struct.Struct("<BH")
 
 _TRANSIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -183,6 +189,9 @@ class _BridgeEndpoint:
         if kind in (KIND_AUDIO, KIND_WHISPER):
             self.frames_sent += 1
 
+    async def _on_hello(self) -> None:
+        """Handle the call side's HELLO; only the rep side replies."""
+
     async def _read_loop(self) -> None:
         assert self._pubsub is not None
         mismatched_rates = 0
@@ -197,6 +206,8 @@ class _BridgeEndpoint:
                     continue
                 if kind == KIND_READY:
                     self._peer_ready.set()
+                elif kind == KIND_HELLO:
+                    await self._on_hello()
                 elif kind == KIND_END:
                     self.peer_ended = True
                     self._frame_ready.set()
@@ -222,7 +233,7 @@ class _BridgeEndpoint:
                     self._frames.append(payload)
                     self.frames_received += 1
                     self._frame_ready.set()
-        except _TRANSIENT_ERRORS as error:
+        except (UpstreamError, *_TRANSIENT_ERRORS) as error:
             logger.error(
                 "Audio bridge of handoff %s lost Redis (%s); ending the bridge", self.handoff_id, type(error).__name__
             )
@@ -263,12 +274,18 @@ class CallBridgeEndpoint(_BridgeEndpoint):
         self._whispering = False
         self.caller_frames_held = 0
 
-    async def wait_rep_ready(self, timeout_s: float) -> bool:
-        """Wait until the rep's endpoint has subscribed; return False after `timeout_s` seconds."""
-        try:
-            await asyncio.wait_for(self._peer_ready.wait(), timeout=timeout_s)
-        except asyncio.TimeoutError:
-            return False
+    async def wait_rep_ready(self, timeout_s: float, *, hello_interval_s: float = 0.2) -> bool:
+        """Publish HELLO until the rep's endpoint replies READY; return False after `timeout_s` seconds."""
+        deadline = time.monotonic() + timeout_s
+        while not self._peer_ready.is_set():
+            remaining_s = deadline - time.monotonic()
+            if remaining_s <= 0:
+                return False
+            await self._publish(KIND_HELLO, b"")
+            try:
+                await asyncio.wait_for(self._peer_ready.wait(), timeout=min(hello_interval_s, remaining_s))
+            except asyncio.TimeoutError:
+                continue
         return True
 
     async def send_whisper(self, pcm: bytes) -> int:
@@ -349,6 +366,9 @@ class RepBridgeEndpoint(_BridgeEndpoint):
     async def open(self) -> None:
         """Subscribe to the caller channel, then publish READY to the call side."""
         await super().open()
+        await self._publish(KIND_READY, b"")
+
+    async def _on_hello(self) -> None:
         await self._publish(KIND_READY, b"")
 
     async def send_rep_audio(self, pcm: bytes) -> int:
