@@ -49,6 +49,7 @@ class FlowOutcome:
     actions: list[str] = field(default_factory=list)
     finished: bool = False  # the flow ended: completed or handed off
     completed: bool = False
+    filled_slot: str | None = None  # the slot the caller's turn filled, if any
 
     @property
     def text(self) -> str:
@@ -152,7 +153,7 @@ class FlowEngine:
             return await self._failed_attempt(state, flow, step, turn)
         state.set_slot(spec.name, SlotValue(value.value, value.confidence, turn.turn_index, value.source))  # type: ignore[arg-type]
         state.attempts = 0
-        outcome = FlowOutcome(confidence=value.confidence)
+        outcome = FlowOutcome(confidence=value.confidence, filled_slot=spec.name)
         await self._run(state, flow, self._after(flow, step), outcome, turn)
         return outcome
 
@@ -167,10 +168,11 @@ class FlowEngine:
         if answer != "yes":
             # "不是，是六二九九": a new value in the same turn is read back at once.
             spec = flow.slots[slot]
-            value = _extract(spec, turn.text, "", whole_turn=answer is None)
+            value = _extract(spec, nlu.strip_answer_prefix(turn.text), "", whole_turn=True)
             if value is not None and _valid(spec, value) and value.value != state.slot_text(slot):
                 state.set_slot(slot, SlotValue(value.value, value.confidence, turn.turn_index, "speech"))
-                return FlowOutcome(texts=[self.question(state, flow, step)], confidence=value.confidence)
+                return FlowOutcome(texts=[self.question(state, flow, step)], confidence=value.confidence,
+                                   filled_slot=slot)
         if answer is None:
             return None
         if answer == "yes":
@@ -205,7 +207,7 @@ class FlowEngine:
         state.pending_confirmation = None
         if value is not None and _valid(spec, value):
             state.set_slot(slot, SlotValue(value.value, value.confidence, turn.turn_index, value.source))  # type: ignore[arg-type]
-            outcome = FlowOutcome(confidence=value.confidence)
+            outcome = FlowOutcome(confidence=value.confidence, filled_slot=slot)
             await self._run(state, flow, self._after(flow, collect), outcome, turn)
             return outcome
         state.slots.pop(slot, None)
@@ -214,8 +216,9 @@ class FlowEngine:
     def _ask_again(self, state: DialogState, flow: Flow, step: Step, *, confidence: float) -> FlowOutcome:
         state.step_id = step.id
         state.attempts = 0
-        key = step.reprompt or step.say
-        texts = [self._render(key, state, flow, step.collect)] if key else []
+        # The caller said no or corrected themselves: ask the plain question, not the
+        # "I did not hear you" reprompt.
+        texts = [self._render(step.say, state, flow, step.collect)] if step.say else []
         return FlowOutcome(texts=texts, kind=ReplyKind.CLARIFY, confidence=confidence)
 
     async def _failed_attempt(self, state: DialogState, flow: Flow, step: Step, turn: CallerTurn) -> FlowOutcome:
@@ -334,10 +337,10 @@ class FlowEngine:
         handler = getattr(self, f"_action_{name}")
         ok, reason, values = await handler(state, args, turn)
         logger.info("Action %s: ok=%s reason=%s", name, ok, reason or "-", extra={"call_id": state.call_id})
-        if ok:
-            for output in outputs:
-                if output in values:
-                    state.set_slot(output, SlotValue(values[output], 1.0, turn.turn_index, "bank"))
+        # Values come with a failure too (the current limit when a request is too low).
+        for output in outputs:
+            if output in values:
+                state.set_slot(output, SlotValue(values[output], 1.0, turn.turn_index, "bank"))
         return ok, reason
 
     async def _action_lookup_customer(self, state: DialogState, args: dict[str, str], turn: CallerTurn) -> ActionResult:

@@ -40,6 +40,7 @@ NO = "no"
 CORRECTION = "correction"
 REPEAT = "repeat"
 GOODBYE = "goodbye"
+INFORM = "inform"  # the turn gave the value a flow step asked for (set by the responder)
 FAQ = "faq"  # anything else: the fallback responder answers it
 NOTHING = "nothing"  # empty transcript and no keypad digits
 
@@ -64,6 +65,9 @@ class IntentRule:
     phrases: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
     by_sound: bool = True
+    # A question about the caller's own account (我这个月账单要还多少钱) stays with the
+    # flow even though it has a question word.
+    personal: str | None = None
 
 
 # Checked in this order; the first rule that matches decides. Escalations come first
@@ -123,6 +127,7 @@ INTENT_RULES: tuple[IntentRule, ...] = (
         phrases=("查账单", "本期账单", "这个月的账单", "要还多少", "还多少钱", "欠多少", "应还", "账单金额",
                  "使咗几多", "要还几多"),
         patterns=(r"查.{0,6}账单", r"账单.{0,4}(多少|几多)", r"(这个|今个|本)月.{0,6}(账单|还款)"),
+        personal=r"我(的|这|本|上|今)?.{0,4}(账单|欠|要还|应还)",
     ),
     IntentRule(
         REPEAT,
@@ -145,6 +150,9 @@ _REQUEST_WORDS = re.compile(r"帮我|给我|替我|帮忙|麻烦你|我要|我�
 GOODBYE_PHRASES = ("再见", "拜拜", "没有了", "没事了", "就这样", "谢谢", "多谢", "唔该晒", "冇嘢喇", "挂了",
                    "不用了", "好的谢谢", "没其他", "没有别的")
 _FILLERS = re.compile(r"^(嗯|啊|呃|那|那个|就是|喂|哦|好|好的|行)+")
+_ANSWER_PREFIX = re.compile(
+    r"^(嗯|啊|呃|哦|不对|不是|唔系|唔啱|错了|我说错了|说错了|我讲错了|讲错了|应该是|是|系|对|好)+"
+)
 
 THEFT_PATTERN = re.compile(r"偷|抢|盗")
 
@@ -232,8 +240,8 @@ def detect_yes_no(text: str) -> str | None:
     """
     stripped = _FILLERS.sub("", text)
     if not stripped:
-        # Only fillers ("嗯", "好的"): a yes on its own.
-        return "yes" if text else None
+        # Only fillers: "嗯" and "好的" are a yes on their own, "喂" and "那个" are not.
+        return "yes" if re.search(r"嗯|好|行", text) else None
     head = stripped[:_YES_NO_WINDOW]
     best: tuple[int, int, str] | None = None
     for answer, phrases in (("no", NO_PHRASES), ("yes", YES_PHRASES)):
@@ -248,6 +256,11 @@ def detect_yes_no(text: str) -> str | None:
         # "好的，..." lost its yes to _FILLERS; a filler before other words is still a yes.
         return "yes" if re.match(r"^(好|好的|行|嗯)[^不]", text) else None
     return best[2]
+
+
+def strip_answer_prefix(text: str) -> str:
+    """Remove a leading yes, no or correction (不对，是…) so that the value after it can be read."""
+    return _ANSWER_PREFIX.sub("", normalize(text))
 
 
 def is_goodbye(text: str) -> bool:
@@ -278,7 +291,8 @@ def classify(text: str) -> NluResult:
             continue
         evidence, confidence = hit
         intent = rule.intent
-        if intent in FLOW_INTENTS and question and intent != LOST_CARD:
+        personal = rule.personal is not None and re.search(rule.personal, normalized) is not None
+        if intent in FLOW_INTENTS and question and intent != LOST_CARD and not personal:
             # "新卡怎么激活" asks how, it does not ask the bot to act.
             return NluResult(normalized, FAQ, confidence, yes_no, False, True, evidence, cues)
         correction = intent == CORRECTION

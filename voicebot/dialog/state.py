@@ -19,7 +19,8 @@ Stored layout (schema_version 1), one JSON string at ``voicebot:dialog:{call_id}
  "confirmations": {"card_last4": {"value": "6288", "turn_index": 3, "at": 1720000003.1,
                                   "source": "speech", "message": "confirm_card_last4"}},
  "turns": [{"turn_index": 1, "intent": "lost_card", "confidence": 0.9, "kind": "clarify",
-            "flow_id": "lost_card", "step_id": "ask_last4", "dtmf": false}],
+            "flow_id": "lost_card", "step_id": "ask_last4", "dtmf": false,
+            "actions": [], "handler": "flow"}],
  "created_at": 1720000000.0, "updated_at": 1720000003.2}
 ```
 
@@ -84,6 +85,7 @@ class TurnSummary:
     step_id: str | None = None
     dtmf: bool = False  # the turn carried keypad digits
     actions: list[str] = field(default_factory=list)
+    handler: str = ""  # "flow", "rule" or "fallback": what produced the reply
 
 
 @dataclass
