@@ -16,7 +16,7 @@ from voicebot.config import REPO_ROOT
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 # Flow messages and a flow that uses them, written the way the flow files are specified:
-# say/reprompt/confirm name message keys, and {var} must be a declared slot or a built-in.
+# say/reprompt/dtmf_prompt/confirm name message keys, and {var} must be a declared slot or a built-in.
 FLOW_MESSAGES = """\
 ask_card_last4:
   zh: 请告诉我您卡号的后四位。
@@ -27,8 +27,8 @@ confirm_card_last4:
   yue: 你讲嘅最后四个字系{card_last4}，啱唔啱？
 
 lost_card_done:
-  zh: 您的卡已经挂失，新卡会在{minutes}分钟内安排寄出。
-  yue: 你张卡已经挂失咗，新卡会喺{minutes}分钟之内安排寄出。
+  zh: 尾号{digits}的卡已经挂失。
+  yue: 尾号{digits}嘅卡已经挂失咗。
 """
 
 LOST_CARD_FLOW = """\

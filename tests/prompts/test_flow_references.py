@@ -55,7 +55,7 @@ def test_flow_references_resolved(tree):
     assert {reference.flow for reference in bundle.flow_references} == {"lost_card"}
     assert bundle.message_files["confirm_card_last4"] == str(tree.path(FLOW_MESSAGES))
     assert bundle.render("confirm_card_last4", "zh", card_last4="六二八八") == "您说的后四位是六二八八，对吗？"
-    assert "十五分钟" in bundle.render("lost_card_done", "zh", minutes="十五")
+    assert bundle.render("lost_card_done", "zh", digits="六二八八") == "尾号六二八八的卡已经挂失。"
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
@@ -184,3 +184,30 @@ def test_centre_overrides_flow_message(tree):
     bundle = load_bundle(tree.prompts, tree.dialogs)
     assert bundle.render("confirm_card_last4", "zh", "beijing", card_last4="六二八八") == "跟您确认一下，卡号后四位是六二八八吗？"
     assert bundle.render("confirm_card_last4", "zh", "shanghai", card_last4="六二八八") == "您说的后四位是六二八八，对吗？"
+
+
+def test_dtmf_prompt_checked(tree):
+    """A `dtmf_prompt` key is checked like `say`, because the flow engine speaks it too."""
+    tree.add_flow()
+    tree.edit(FLOW, "    collect: card_last4\n", "    collect: card_last4\n    dtmf_prompt: card_last4_keypad\n")
+    problem = only(problems(tree), "unknown_message")
+    assert problem.key == "dtmf_prompt"
+    assert problem.line == tree.line_of(FLOW, "card_last4_keypad")
+
+
+def test_engine_builtins_only(tree):
+    """A variable the flow engine does not fill in, such as {minutes}, is rejected."""
+    tree.add_flow()
+    tree.edit(FLOW_MESSAGES, "尾号{digits}的卡", "尾号{digits}的卡{minutes}分钟内")
+    problem = only(problems(tree), "undeclared_variable")
+    assert problem.value == "{minutes}"
+    assert "{digits}" in problem.describe()
+
+
+def test_broken_prompt_file_no_cascade(tree):
+    """A prompt file that cannot be parsed is reported once, not again as every flow reference."""
+    tree.add_flow()
+    tree.edit(FLOW_MESSAGES, "  zh: 尾号{digits}的卡", "  zh: {digits}尾号的卡")  # a plain value cannot start with {
+    error = problems(tree)
+    assert [problem.code for problem in error.problems] == ["yaml_syntax"]
+    assert error.problems[0].path == str(tree.path(FLOW_MESSAGES))

@@ -262,8 +262,13 @@ def build_bundle(
         return display_paths.get(name, name)
 
     messages: dict[str, MessageDefinition] = {}
+    all_keys_known = True
 
-    def define(definitions: list[MessageDefinition]) -> None:
+    def define(definitions: list[MessageDefinition] | None) -> None:
+        nonlocal all_keys_known
+        if definitions is None:
+            all_keys_known = False
+            return
         for definition in definitions:
             first = messages.get(definition.key)
             if first is not None:
@@ -315,7 +320,7 @@ def build_bundle(
             extras=tuple(extra for extra in CENTRE_EXTRAS if extra in parsed.extras),
             messages=_frozen(overrides),
         )
-    check_flow_references(flow_files, messages=messages, problems=problems)
+    check_flow_references(flow_files, messages=messages, all_keys_known=all_keys_known, problems=problems)
 
     if problems:
         raise DialogFileError(problems, lang=lang)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from voicebot.dialog.flows import BUILTIN_VARIABLES as FLOW_BUILTIN_VARIABLES
+
 # Message keys, centre names and flow message keys: lowercase ASCII identifiers.
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -17,12 +19,11 @@ CENTRES_DIR = "centres"
 FLOWS_DIR = "flows"
 
 # Template variables a flow message may use without the flow declaring them as slots.
-# The flow engine fills them in: the candidate titles joined for the caller's language,
-# digits read back one by one, the caller's place in the queue and the expected wait.
-BUILTIN_VARIABLES: frozenset[str] = frozenset({"choices", "digits", "position", "minutes"})
+# The flow engine fills them in, so its own list is the one checked here.
+BUILTIN_VARIABLES: frozenset[str] = frozenset(FLOW_BUILTIN_VARIABLES)
 
-# Step fields of a flow whose values are message keys.
-FLOW_MESSAGE_FIELDS: tuple[str, ...] = ("say", "reprompt", "confirm")
+# Step fields of a flow whose values are message keys, as the flow engine reads them.
+FLOW_MESSAGE_FIELDS: tuple[str, ...] = ("say", "reprompt", "dtmf_prompt", "confirm")
 
 # system.yaml: top-level keys. `system` and `grounding` are joined into the LLM system
 # prompt of each language, and `intents` contains one instruction per intent.
@@ -62,8 +63,8 @@ ESCALATION_SENSITIVITIES: tuple[str, ...] = ("low", "medium", "high")
 CENTRE_EXTRAS: tuple[str, ...] = ("sentiment_analysis", "proactive_suggestions")
 
 # Auto-response threshold bounds, on the responder's 0-1 confidence scale. Below 0.50 the
-# bot would speak answers that are more likely wrong than right; at 1.0 it would never
-# answer, which is what automation_level low is for.
+# bot would speak answers whose confidence is under one half as fact, and at 1.0 it would
+# never speak one.
 MIN_AUTO_RESPONSE_THRESHOLD = 0.50
 MAX_AUTO_RESPONSE_THRESHOLD = 0.99
 

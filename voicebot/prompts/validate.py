@@ -1,6 +1,6 @@
 """Parse and validate the texts of the prompt, centre and flow files.
 
-Each reader takes a file's text and its path as display_paths to the user, appends every problem
+Each reader takes a file's text and its path as shown to the user, appends every problem
 it finds to a shared list and returns what it could read, so one check reports every
 problem of every file at once. Nothing here touches the disk: the same code validates the
 files in a folder and the file contents of a stored version.
@@ -92,7 +92,7 @@ class CentreFile:
 
 @dataclass(frozen=True)
 class FlowReference:
-    """A step field of a flow (say, reprompt, confirm) whose value is a message key."""
+    """A step field of a flow (say, reprompt, dtmf_prompt, confirm) whose value is a message key."""
 
     flow: str
     path: str
@@ -127,6 +127,8 @@ def _root_mapping(
 ) -> yaml.MappingNode | None:
     if isinstance(root, yaml.MappingNode):
         return root
+    if root is None and problems and problems[-1].path == path and problems[-1].code == "yaml_syntax":
+        return None  # compose already reported why the file has no mapping
     line = 1 if root is None else line_of(root)
     problems.append(PromptProblem(path, line, "not_mapping", key=name))
     return None
@@ -209,11 +211,14 @@ def check_texts(
 
 def read_fixed_messages(
     text: str, *, path: str, problems: list[ValidationProblem]
-) -> list[MessageDefinition]:
-    """Validate messages.yaml with the dialog's fixed keys, as load_messages does at start-up."""
+) -> list[MessageDefinition] | None:
+    """Validate messages.yaml with the dialog's fixed keys, as load_messages does at start-up.
+
+    Returns None when the file is not a YAML mapping, so its keys are unknown.
+    """
     root = _root_mapping(compose(text, path=path, problems=problems), path=path, name="messages.yaml", problems=problems)
     if root is None:
-        return []
+        return None
     definitions = []
     seen: set[str] = set()
     for key, key_node, value_node in mapping_items(root):
@@ -240,11 +245,11 @@ def read_fixed_messages(
 
 def read_flow_messages(
     text: str, *, path: str, problems: list[ValidationProblem]
-) -> list[MessageDefinition]:
+) -> list[MessageDefinition] | None:
     """Validate a file of free message keys such as prompts/flows.yaml.
 
     Template variables are collected here and checked against the flows that use each
-    key in check_flow_references.
+    key in check_flow_references. Returns None when the file is not a YAML mapping.
     """
     problem_count = len(problems)
     root = compose(text, path=path, problems=problems)
@@ -252,7 +257,7 @@ def read_flow_messages(
         return []  # an empty file defines no keys yet
     root = _root_mapping(root, path=path, name=path.rsplit("/", 1)[-1], problems=problems)
     if root is None:
-        return []
+        return None
     definitions = []
     for key, key_node, value_node in mapping_items(root):
         if not KEY_PATTERN.match(key):
@@ -493,8 +498,8 @@ def read_flow(text: str, *, path: str, flow: str, problems: list[ValidationProbl
     """Collect the message references and slots of one dialogs/flows/*.yaml file.
 
     The flow format belongs to the flow engine, so this reads only what the prompt
-    contract needs, wherever it sits in the file: `say`, `reprompt` and `confirm` values
-    (message keys, or lists of keys), `collect: <slot>` and `slots:` lists. A top-level
+    contract needs, wherever it sits in the file: FLOW_MESSAGE_FIELDS values
+    (message keys, or lists of keys), `collect: <slot>` and `slots:` lists or mappings. A top-level
     `id` or `name` names the flow; otherwise the file name does.
     """
     result = FlowFile(flow=flow, path=path)
@@ -551,18 +556,25 @@ def _suggest(key: str, messages: dict[str, MessageDefinition]) -> str:
 
 
 def check_flow_references(
-    flows: list[FlowFile], *, messages: dict[str, MessageDefinition], problems: list[ValidationProblem]
+    flows: list[FlowFile],
+    *,
+    messages: dict[str, MessageDefinition],
+    all_keys_known: bool,
+    problems: list[ValidationProblem],
 ) -> None:
     """Check that every key a flow names exists and that its texts use only variables the flow fills in.
 
     A flow fills in its declared slots and the built-in variables. A flow message that
     no flow refers to may use any slot declared by some flow, since a flow being written
-    may refer to it next.
+    may refer to it next. Without `all_keys_known` (a prompt file could not be parsed)
+    missing keys are not reported, because the parse error already is.
     """
     referring: dict[str, list[FlowFile]] = {}
     for flow in flows:
         for reference in flow.references:
             if reference.key not in messages:
+                if not all_keys_known:
+                    continue
                 problems.append(
                     PromptProblem(
                         reference.path, reference.line, "unknown_message", reference.field_name, flow.flow,
