@@ -13,7 +13,7 @@ import pytest
 from tests.console.conftest import PASSWORDS, ConsoleSite, login
 from tests.handoff.conftest import fraud_request
 from voicebot.console import load_users, verify_password
-from voicebot.handoff import Accepted, Declined, Ended, Offered, RepDisconnected
+from voicebot.handoff import Accepted, Declined, Ended, Offered, RepDisconnected, TimedOut
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -262,3 +262,19 @@ async def test_correction_reaches_review_queue(site: ConsoleSite, make_client) -
     page = await designer.get("/console/reviews", headers={"Accept": "text/html"})
     assert page.status == 200
     assert "纠错审核队列" in await page.text()
+
+
+async def test_unanswered_handoff_times_out(site: ConsoleSite, make_client) -> None:  # type: ignore[no-untyped-def]
+    """With the only rep away, a handoff ends with TimedOut and leaves the rep's queue."""
+    client = await make_client()
+    await login(client, "rep1")
+    ws = await client.ws_connect("/console/ws")
+    await next_text(ws, "hello")
+    await client.post("/console/api/presence", json={"status": "away"})
+    handoff_id = await site.call_queue.request(fraud_request("call-t", wait_timeout_s=0.5))
+    events = site.call_queue.events(handoff_id)
+    timed_out = await asyncio.wait_for(anext(events), timeout=10)
+    assert isinstance(timed_out, TimedOut)
+    queue = await (await client.get("/console/api/queue")).json()
+    assert queue["handoffs"] == []
+    await ws.close()

@@ -1,4 +1,4 @@
-"""What reps write about a call: the disposition and notes, and corrections for dialog designers.
+"""Storage of rep notes on calls: dispositions with notes, and corrections for dialog designers.
 
 Keys (under the console key prefix):
 - `call:{call_id}:disposition`: hash with disposition, notes, rep_id, handoff_id and
