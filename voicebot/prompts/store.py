@@ -164,6 +164,7 @@ class PromptStore:
         self._disk_digest = ""
         self._last_problems: tuple[str, ...] = ()
         self._watcher: asyncio.Task[None] | None = None
+        self._unusable_sequence: int | None = None  # active version in Redis that failed to activate
         self._reload_lock = asyncio.Lock()
 
     # Redis keys, see the module docstring.
@@ -328,8 +329,10 @@ class PromptStore:
             await asyncio.sleep(self._poll_interval_s)
             try:
                 await self.poll_once()
-            except (DialogFileError, PromptVersionError):
-                pass  # reload() and _follow_active() logged it; the active version is unchanged
+            except DialogFileError:
+                pass  # reload() logged the problems, and the active version is unchanged
+            except PromptVersionError:
+                pass  # _follow_active() logged it once for that version
             except (RedisError, UpstreamError, OSError) as error:
                 logger.warning("Prompt watcher check failed, retrying in %.1f s: %s", self._poll_interval_s, error)
 
@@ -353,10 +356,18 @@ class PromptStore:
         active = await self.active_record()
         if active is None or self._current is None or active.sequence == self._current.sequence:
             return
+        if active.sequence == self._unusable_sequence:
+            return  # logged when first seen; retried only after the active version changes again
         logger.info("Active prompt version changed to v%d by %s (%s)", active.sequence, active.activated_by, active.reason)
         if active.reason == "rollback":
             self._disk_digest = active.disk_digest
-        await self._activate_stored(active.sequence)
+        try:
+            await self._activate_stored(active.sequence)
+        except PromptVersionError as error:
+            self._unusable_sequence = active.sequence
+            logger.error("Prompt version v%d from Redis not activated, keeping %s: %s",
+                         active.sequence, self.current().version, error)
+            raise
 
     async def versions(self) -> list[VersionRecord]:
         """Return every stored version, oldest first."""
