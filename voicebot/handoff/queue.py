@@ -27,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from voicebot.errors import ConfigError, UpstreamError
 from voicebot.handoff import scripts
+from voicebot.handoff.bridge import CallBridgeEndpoint, RepBridgeEndpoint
 from voicebot.handoff.models import (
     MAX_PRIORITY,
     REP_STATUSES,
@@ -283,10 +284,8 @@ class HandoffQueue:
                     if event.final:
                         return
 
-    def call_endpoint(self, handoff_id: str, *, sample_rate_hz: int = 8000, max_queued_frames: int = 50) -> Any:
+    def call_endpoint(self, handoff_id: str, *, sample_rate_hz: int = 8000, max_queued_frames: int = 50) -> CallBridgeEndpoint:
         """Return a `CallBridgeEndpoint` for the handoff, sharing this queue's Redis client."""
-        from voicebot.handoff.bridge import CallBridgeEndpoint
-
         return CallBridgeEndpoint(
             client=self.binary_client,
             handoff_id=handoff_id,
@@ -295,10 +294,8 @@ class HandoffQueue:
             max_queued_frames=max_queued_frames,
         )
 
-    def rep_endpoint(self, handoff_id: str, *, sample_rate_hz: int = 8000, max_queued_frames: int = 50) -> Any:
+    def rep_endpoint(self, handoff_id: str, *, sample_rate_hz: int = 8000, max_queued_frames: int = 50) -> RepBridgeEndpoint:
         """Return a `RepBridgeEndpoint` for the handoff, sharing this queue's Redis client."""
-        from voicebot.handoff.bridge import RepBridgeEndpoint
-
         return RepBridgeEndpoint(
             client=self.binary_client,
             handoff_id=handoff_id,
