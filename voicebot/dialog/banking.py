@@ -1,9 +1,9 @@
 """Banking API the flows call, and a simulator of it in Redis.
 
-`BankingApi` is the protocol a bank's adapter implements: look up the customer, list
-and verify cards, freeze and activate cards, read the statement, request a credit-limit
-increase, change the billing address with an audit record, and list recent
-transactions with the merchant's city and country.
+`BankingApi` is the protocol a bank's adapter implements. It looks up the customer,
+lists and verifies cards, freezes and activates cards, reads the statement, requests a
+credit-limit increase, changes the billing address with an audit record, and lists
+recent transactions with the merchant's city and country.
 
 `RedisBankingSimulator` implements it on Redis for development and tests. Its seed data
 (`seed()`) is invented: three customers with cards, addresses, statements and
@@ -94,7 +94,7 @@ class Transaction:
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """Who confirmed which change, when, and on which call."""
+    """Audit record of a customer-data change: the confirmer, the confirmed values, the time and the call."""
 
     audit_id: str
     action: str  # e.g. "change_billing_address"
@@ -111,7 +111,7 @@ class AuditRecord:
 
 @dataclass(frozen=True)
 class ActionOutcome:
-    """Result of a state-changing call. `reason` says why it failed, e.g. "already_active"."""
+    """Result of a state-changing call. `reason` is the failure code, e.g. "already_active"."""
 
     ok: bool
     reason: str = ""
@@ -306,7 +306,7 @@ class RedisBankingSimulator:
         return None if data is None else Statement(**data)
 
     async def request_credit_limit_increase(self, card_id: str, amount: int, *, call_id: str) -> ActionOutcome:
-        """File a request for a higher limit; the bank decides later and tells the customer by SMS.
+        """File a request for a higher limit. The bank decides later and informs the customer by SMS.
 
         Fails with "not_higher" when `amount` is not above the current limit and with
         "card_too_new" for a card younger than MIN_CARD_AGE_DAYS.

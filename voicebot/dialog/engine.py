@@ -40,7 +40,7 @@ ActionResult = tuple[bool, str, dict[str, str]]
 
 @dataclass
 class FlowOutcome:
-    """What the flow made of one turn: the texts to speak and what happened."""
+    """Result of one turn in a flow: the texts to speak, the actions run and how the flow stands."""
 
     texts: list[str] = field(default_factory=list)
     kind: ReplyKind = ReplyKind.ANSWER

@@ -169,7 +169,7 @@ class FlowFileError(KnowledgeBaseError):
 
 @dataclass(frozen=True)
 class SlotSpec:
-    """How one slot is collected and validated."""
+    """Collection and validation rules of one slot."""
 
     name: str
     type: str

@@ -159,7 +159,7 @@ THEFT_PATTERN = re.compile(r"偷|抢|盗")
 
 @dataclass(frozen=True)
 class NluResult:
-    """What the NLU made of one transcript."""
+    """Classification of one transcript: intent, yes or no, and flags."""
 
     text: str  # the normalised transcript
     intent: str

@@ -79,7 +79,9 @@ class SuiteReport:
     turns: int = 0
     turns_without_llm: int = 0  # answered by a flow, a rule or a confident FAQ answer
     grounding_violations: list[str] = field(default_factory=list)
-    turn_seconds: list[float] = field(default_factory=list)
+    # (handler, seconds) per caller turn: the time of DialogResponder.respond, state
+    # load and save in Redis included.
+    turn_timings: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def intent_accuracy(self) -> float:
@@ -200,13 +202,14 @@ class ScenarioRunner:
                               dtmf=str(line.get("dtmf") or ""))
             started = time.perf_counter()
             reply = await self.responder.respond(turn, context)
-            report.turn_seconds.append(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
             context.history += [("caller", text), ("bot", reply.text)]
             report.turns += 1
             result.turns += 1
             state = await self.store.load(context.call_id)
             assert state is not None
             handler = state.turns[-1].handler if state.turns else ""
+            report.turn_timings.append((handler, elapsed))
             if handler != HANDLER_FALLBACK or reply.kind is ReplyKind.ANSWER:
                 report.turns_without_llm += 1
             self._check_turn(line, index, reply, state, result, report)

@@ -75,7 +75,7 @@ class SlotValue:
 
 @dataclass
 class TurnSummary:
-    """What the engine made of one caller turn. Holds no caller text."""
+    """Summary of one caller turn as the engine classified it, without the caller's text."""
 
     turn_index: int
     intent: str
