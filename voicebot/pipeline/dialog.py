@@ -7,10 +7,11 @@ barge-in cut a reply short, so the history holds only what the caller heard.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
-from pipecat.frames.frames import Frame, InputDTMFFrame, StartFrame
+from pipecat.frames.frames import Frame, InputDTMFFrame, InterruptionFrame, StartFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voicebot.callrecord import CallRecordStore, TurnRecord
@@ -49,6 +50,7 @@ class DialogProcessor(FrameProcessor):
         self._bot_turns: dict[int, tuple[int, int, float]] = {}
         self._timings: dict[int, dict[str, float]] = {}
         self.dtmf_digits = 0
+        self._settle_delay_s = 1.0
 
     @property
     def context(self) -> DialogContext:
@@ -67,6 +69,10 @@ class DialogProcessor(FrameProcessor):
         elif isinstance(frame, ReplyHeardFrame):
             await self._on_reply_heard(frame)
             await self.push_frame(frame, direction)
+        elif isinstance(frame, InterruptionFrame):
+            await self.push_frame(frame, direction)
+            if self._bot_turns:
+                self.create_task(self._settle_unplayed_replies(list(self._bot_turns)), name="settle-unplayed-replies")
         elif isinstance(frame, InputDTMFFrame):
             # Keypad digits can be card or ID digits: count them, never log their values.
             # Flows that collect digits consume them; the FAQ responder has no use for them.
@@ -175,6 +181,14 @@ class DialogProcessor(FrameProcessor):
                 payload={"type": "reply_done", "turn": frame.turn_index, "interrupted": frame.interrupted}
             )
         )
+
+    async def _settle_unplayed_replies(self, turn_indexes: list[int]) -> None:
+        # The output reports every reply it had queued (ReplyHeardFrame). A reply cancelled
+        # before it reached the output gets no report, so it is recorded here as not heard.
+        await asyncio.sleep(self._settle_delay_s)
+        for turn_index in turn_indexes:
+            if turn_index in self._bot_turns:
+                await self._on_reply_heard(ReplyHeardFrame(turn_index=turn_index, heard_text="", interrupted=True))
 
     def _next_record_index(self) -> int:
         index = self._record_index

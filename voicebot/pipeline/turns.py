@@ -5,7 +5,9 @@ VAD alone ends a turn at the first pause, which cuts callers off mid-sentence ("
 finished. If it does, the turn ends at once. If not, the detector waits for more speech and
 ends the turn anyway after `incomplete_timeout_s` of silence. Speech that starts while bot
 audio is playing is a barge-in: the detector broadcasts an interruption, which stops
-playback and sends `clear`.
+playback and sends `clear`. Speech that starts within `continuation_window_s` after a turn
+ended, before the reply started playing, continues that turn: the reply in progress is
+cancelled and the turn is transcribed again with the new speech.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import collections
 import logging
 import time
 
-from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer, EndOfTurnState
+import asyncio
+from typing import Protocol
+
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADState
 from pipecat.frames.frames import (
     Frame,
@@ -31,6 +35,14 @@ logger = logging.getLogger(__name__)
 
 # Smart Turn was trained on 16 kHz speech and misjudges 8 kHz input.
 TURN_SAMPLE_RATE = 16000
+# The turn counts as complete when the model's probability is above this (pipecat's own cut-off).
+COMPLETE_PROBABILITY = 0.5
+
+
+class EndOfTurnModel(Protocol):
+    def probability_complete(self, pcm16k: bytes) -> float:
+        """Return the probability that the speech in this 16 kHz PCM is a finished turn."""
+        ...
 
 
 class TurnDetector(FrameProcessor):
@@ -40,9 +52,10 @@ class TurnDetector(FrameProcessor):
         self,
         *,
         vad: VADAnalyzer,
-        turn_analyzer: BaseTurnAnalyzer | None,
+        turn_model: EndOfTurnModel | None,
         pre_speech_s: float = 0.3,
         incomplete_timeout_s: float = 1.2,
+        continuation_window_s: float = 1.0,
         max_turn_s: float = 25.0,
         barge_in: bool = True,
         call_id: str = "",
@@ -54,16 +67,18 @@ class TurnDetector(FrameProcessor):
                 f"max_turn_s={max_turn_s}, pre_speech_s={pre_speech_s})"
             )
         self._vad = vad
-        self._turn_analyzer = turn_analyzer
+        self._turn_model = turn_model
         self._pre_speech_bytes = int(pre_speech_s * TURN_SAMPLE_RATE) * 2
         self._incomplete_timeout_bytes = int(incomplete_timeout_s * TURN_SAMPLE_RATE) * 2
         self._tail_bytes = int(0.3 * TURN_SAMPLE_RATE) * 2
+        self._continuation_bytes = int(continuation_window_s * TURN_SAMPLE_RATE) * 2
+        # The last turn's audio, kept while the caller may still continue it.
+        self._last_turn_audio = b""
+        self._audio_since_last_turn = b""
         self._max_turn_bytes = int(max_turn_s * TURN_SAMPLE_RATE) * 2
         self._barge_in = barge_in
         self._call_id = call_id
         self._vad.set_sample_rate(TURN_SAMPLE_RATE)
-        if self._turn_analyzer is not None:
-            self._turn_analyzer.set_sample_rate(TURN_SAMPLE_RATE)
         self._pre_speech: collections.deque[bytes] = collections.deque()
         self._pre_speech_len = 0
         self._in_turn = False
@@ -94,17 +109,19 @@ class TurnDetector(FrameProcessor):
         audio = frame.audio
         now = time.time()
         state = await self._vad.analyze_audio(audio)
-        speaking = state in (VADState.SPEAKING, VADState.STARTING)
 
         if not self._in_turn:
             self._remember_pre_speech(audio)
+            if self._last_turn_audio:
+                self._audio_since_last_turn += audio
+                if len(self._audio_since_last_turn) > self._continuation_bytes:
+                    self._last_turn_audio = b""
+                    self._audio_since_last_turn = b""
             if state is VADState.SPEAKING:
                 await self._start_turn(now)
             return
 
         self._turn_audio.extend(audio)
-        if self._turn_analyzer is not None:
-            self._turn_analyzer.append_audio(audio, speaking)
         if state is VADState.SPEAKING:
             self._last_voiced_at = now
             self._last_voiced_len = len(self._turn_audio)
@@ -133,28 +150,45 @@ class TurnDetector(FrameProcessor):
 
     async def _start_turn(self, now: float) -> None:
         self._in_turn = True
-        self._turn_audio = bytearray(b"".join(self._pre_speech))
+        pre_speech = b"".join(self._pre_speech)
         self._pre_speech.clear()
         self._pre_speech_len = 0
         start_secs = self._vad.params.start_secs
-        self._speech_started_at = now - start_secs
+        if self._continues_last_turn():
+            # The caller only paused ("年费是多少？ …… 怎么才能免年费？") and the reply has not
+            # started playing: drop the reply in progress and extend the last turn instead.
+            logger.info("caller continued the last turn; merging it", extra={"call_id": self._call_id})
+            self.turn_count -= 1
+            self._turn_audio = bytearray(self._last_turn_audio + self._audio_since_last_turn)
+            self._last_turn_audio = b""
+            await self.broadcast_interruption()
+        else:
+            self._turn_audio = bytearray(pre_speech)
+            self._speech_started_at = now - start_secs
+        self._audio_since_last_turn = b""
         self._last_voiced_at = now
         self._last_voiced_len = len(self._turn_audio)
         self._quiet_bytes = 0
         self._turn_model_consulted = False
-        if self._turn_analyzer is not None:
-            self._turn_analyzer.clear()
-            self._turn_analyzer.append_audio(bytes(self._turn_audio), True)
         await self.push_frame(UserStartedSpeakingFrame())
         if self._barge_in and self._bot_playing:
             logger.info("barge-in: caller spoke during playback", extra={"call_id": self._call_id})
             await self.broadcast_interruption()
 
+    def _continues_last_turn(self) -> bool:
+        return (
+            bool(self._last_turn_audio)
+            and not self._bot_playing
+            and len(self._audio_since_last_turn) <= self._continuation_bytes
+        )
+
     async def _turn_model_predicts_complete(self) -> bool:
-        if self._turn_analyzer is None:
+        if self._turn_model is None:
             return True
-        state, _ = await self._turn_analyzer.analyze_end_of_turn()
-        return state is EndOfTurnState.COMPLETE
+        # The model sees the turn's own audio up to now, so its verdict does not depend on
+        # when the frames arrived.
+        probability = await asyncio.to_thread(self._turn_model.probability_complete, bytes(self._turn_audio))
+        return probability > COMPLETE_PROBABILITY
 
     async def _end_turn(self, now: float, *, reason: str) -> None:
         self._in_turn = False
@@ -166,12 +200,12 @@ class TurnDetector(FrameProcessor):
             len(self._turn_audio) / 2 / TURN_SAMPLE_RATE,
             extra={"call_id": self._call_id},
         )
-        if self._turn_analyzer is not None:
-            self._turn_analyzer.clear()
         await self.push_frame(UserStoppedSpeakingFrame())
         # Keep a short tail after the last voiced frame. The rest is silence, which costs
         # decode time and invites Whisper's silence hallucinations.
         keep = min(len(self._turn_audio), self._last_voiced_len + self._tail_bytes)
+        self._last_turn_audio = bytes(self._turn_audio)
+        self._audio_since_last_turn = b""
         await self.push_frame(
             CallerTurnAudioFrame(
                 audio=bytes(self._turn_audio[:keep]),
