@@ -20,7 +20,7 @@ from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.workers.runner import WorkerRunner
 
-from voicebot.pipeline.dialog import DialogProcessor
+from voicebot.pipeline.dialog import DialogProcessor, HandoffCallback, HangUpCallback
 from voicebot.pipeline.output import AudioSink, PacedAudioOutput
 from voicebot.pipeline.recognition import TranscriptionProcessor
 from voicebot.pipeline.speech import SpeechSynthesisProcessor
@@ -47,6 +47,8 @@ class CallPipeline:
         language: str,
         centre: str = "default",
         input_sample_rate: int = 8000,
+        on_handoff: HandoffCallback | None = None,
+        on_hang_up: HangUpCallback | None = None,
     ) -> None:
         settings = services.settings
         self.call_id = call_id
@@ -67,6 +69,8 @@ class CallPipeline:
             messages=services.messages,
             context=DialogContext(call_id=call_id, language=language, centre=centre),
             store=services.store,
+            on_handoff=on_handoff,
+            on_hang_up=on_hang_up,
         )
         pipeline = Pipeline(
             [

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from pipecat.frames.frames import Frame, InputDTMFFrame, InterruptionFrame, StartFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
@@ -26,6 +28,26 @@ from voicebot.responder.messages import Messages
 
 logger = logging.getLogger(__name__)
 
+# Keypad digits are gathered until this many seconds pass without a key, or # is pressed.
+DTMF_INTERDIGIT_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class HandoffRequestInfo:
+    """What the transport needs to hand a call to a person, after the transfer message was heard."""
+
+    call_id: str
+    reason: str
+    turn_index: int
+    language: str
+    centre: str
+    slots: Mapping[str, str]
+    history: tuple[tuple[str, str], ...]
+
+
+HandoffCallback = Callable[[HandoffRequestInfo], Awaitable[None]]
+HangUpCallback = Callable[[str], Awaitable[None]]
+
 
 class DialogProcessor(FrameProcessor):
     """Runs the responder on each caller turn and keeps the call's dialog history."""
@@ -38,6 +60,8 @@ class DialogProcessor(FrameProcessor):
         context: DialogContext,
         store: CallRecordStore,
         greet: bool = True,
+        on_handoff: HandoffCallback | None = None,
+        on_hang_up: HangUpCallback | None = None,
     ) -> None:
         super().__init__(name="DialogProcessor")
         self._responder = responder
@@ -51,6 +75,13 @@ class DialogProcessor(FrameProcessor):
         self._timings: dict[int, dict[str, float]] = {}
         self.dtmf_digits = 0
         self._settle_delay_s = 1.0
+        self._on_handoff = on_handoff
+        self._on_hang_up = on_hang_up
+        # turn index -> the reply, for what to do once the caller has heard it
+        self._replies: dict[int, Reply] = {}
+        self._dtmf_buffer = ""
+        self._dtmf_task: asyncio.Task[None] | None = None
+        self._last_turn_index = 0
 
     @property
     def context(self) -> DialogContext:
@@ -74,27 +105,67 @@ class DialogProcessor(FrameProcessor):
             if self._bot_turns:
                 self.create_task(self._settle_unplayed_replies(list(self._bot_turns)), name="settle-unplayed-replies")
         elif isinstance(frame, InputDTMFFrame):
-            # Keypad digits can be card or ID digits: count them, never log their values.
-            # Flows that collect digits consume them; the FAQ responder has no use for them.
-            self.dtmf_digits += 1
-            logger.info("DTMF digit received (%d so far)", self.dtmf_digits, extra={"call_id": self._context.call_id})
+            await self._on_dtmf(str(frame.button.value))
         else:
             await self.push_frame(frame, direction)
 
-    async def _on_transcript(self, frame: CallerTranscriptFrame) -> None:
+    async def _on_dtmf(self, digit: str) -> None:
+        # Keypad digits can be card or ID digits: count them, never log their values.
+        self.dtmf_digits += 1
+        logger.info("DTMF digit received (%d so far)", self.dtmf_digits, extra={"call_id": self._context.call_id})
+        if self._dtmf_task is not None:
+            self._dtmf_task.cancel()
+            self._dtmf_task = None
+        if digit == "#":
+            await self._submit_dtmf()
+            return
+        self._dtmf_buffer += digit
+        self._dtmf_task = self.create_task(self._dtmf_timeout(), name="dtmf-interdigit")
+
+    async def _dtmf_timeout(self) -> None:
+        await asyncio.sleep(DTMF_INTERDIGIT_TIMEOUT_S)
+        self._dtmf_task = None
+        await self._submit_dtmf()
+
+    async def _submit_dtmf(self) -> None:
+        digits, self._dtmf_buffer = self._dtmf_buffer, ""
+        if not digits:
+            return
+        now = time.time()
+        await self._on_transcript(
+            CallerTranscriptFrame(
+                text="",
+                language=self._context.language,
+                confidence=1.0,
+                turn_index=0,
+                speech_started_at=now,
+                speech_ended_at=now,
+                end_of_turn_at=now,
+                transcribed_at=now,
+            ),
+            dtmf=digits,
+        )
+
+    async def _on_transcript(self, frame: CallerTranscriptFrame, *, dtmf: str = "") -> None:
         call_id = self._context.call_id
+        # The dialog numbers caller turns itself: speech turns and keypad entries share one
+        # sequence, and a turn the caller continued after a pause gets a new number.
+        self._last_turn_index += 1
+        turn_index = self._last_turn_index
         turn = CallerTurn(
             text=frame.text,
             language=frame.language,
             asr_confidence=frame.confidence,
-            turn_index=frame.turn_index,
+            turn_index=turn_index,
+            dtmf=dtmf,
         )
-        await self.push_frame(SidebandEventFrame(payload={"type": "user", "turn": frame.turn_index, "text": frame.text}))
+        shown_text = frame.text if not dtmf else f"[DTMF {len(dtmf)} digits]"
+        await self.push_frame(SidebandEventFrame(payload={"type": "user", "turn": turn_index, "text": shown_text}))
         await self._record(
             TurnRecord(
                 index=self._next_record_index(),
                 role="caller",
-                text=frame.text,
+                text=shown_text,
                 started_at=frame.speech_started_at,
                 ended_at=frame.speech_ended_at,
                 confidence=frame.confidence,
@@ -105,23 +176,23 @@ class DialogProcessor(FrameProcessor):
                 },
             )
         )
-        self._context.history.append(("caller", frame.text))
+        self._context.history.append(("caller", shown_text))
         started = time.time()
         reply = await self._responder.respond(turn, self._context)
-        self._timings[frame.turn_index] = {
+        self._timings[turn_index] = {
             "respond": _ms(time.time() - started),
             "turn_detect": _ms(frame.end_of_turn_at - frame.speech_ended_at),
             "asr": _ms(frame.transcribed_at - frame.end_of_turn_at),
         }
         logger.info(
             "turn %d reply: kind=%s topic=%s confidence=%.2f",
-            frame.turn_index,
+            turn_index,
             reply.kind.value,
             reply.topic,
             reply.confidence,
             extra={"call_id": call_id},
         )
-        await self._speak(reply, turn_index=frame.turn_index, speech_ended_at=frame.speech_ended_at)
+        await self._speak(reply, turn_index=turn_index, speech_ended_at=frame.speech_ended_at)
 
     async def _speak(self, reply: Reply, *, turn_index: int, speech_ended_at: float) -> None:
         event = {
@@ -137,6 +208,7 @@ class DialogProcessor(FrameProcessor):
             await self.push_frame(SidebandEventFrame(payload={"type": "handoff", "reason": reply.handoff_reason}))
         record_index = self._next_record_index()
         self._bot_turns[turn_index] = (record_index, len(self._context.history), speech_ended_at)
+        self._replies[turn_index] = reply
         self._context.history.append(("bot", reply.text))
         now = time.time()
         await self._record(
@@ -181,6 +253,24 @@ class DialogProcessor(FrameProcessor):
                 payload={"type": "reply_done", "turn": frame.turn_index, "interrupted": frame.interrupted}
             )
         )
+        reply = self._replies.pop(frame.turn_index, None)
+        if reply is None:
+            return
+        if reply.kind is ReplyKind.HANDOFF and self._on_handoff is not None:
+            # The caller heard the transfer message (or cut it short): hand over now.
+            await self._on_handoff(
+                HandoffRequestInfo(
+                    call_id=self._context.call_id,
+                    reason=reply.handoff_reason or "human_request",
+                    turn_index=frame.turn_index,
+                    language=self._context.language,
+                    centre=self._context.centre,
+                    slots=dict(reply.slots),
+                    history=tuple(self._context.history),
+                )
+            )
+        elif reply.end_call and not frame.interrupted and self._on_hang_up is not None:
+            await self._on_hang_up("bot_hung_up")
 
     async def _settle_unplayed_replies(self, turn_indexes: list[int]) -> None:
         # The output reports every reply it had queued (ReplyHeardFrame). A reply cancelled
