@@ -22,7 +22,7 @@ import errno
 import logging
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 from telephony.rtp.dtmf import DtmfDigit, telephone_event_packets
@@ -77,6 +77,11 @@ class _DtmfRequest:
     duration_ms: int
 
 
+@dataclass(frozen=True)
+class _Mark:
+    name: str
+
+
 class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, session: RtpSession) -> None:
         self._session = session
@@ -107,6 +112,7 @@ class RtpSession:
         max_queued_frames: int = 250,
         min_delay_ms: float = 20.0,
         max_delay_ms: float = 200.0,
+        on_mark: Callable[[str], None] | None = None,
     ) -> None:
         if port_range is not None:
             low, high = port_range
@@ -136,7 +142,9 @@ class RtpSession:
         self._remote = remote
         self._latched = False
         # Bounded queue of 16-bit PCM frames and DTMF key presses to send in order.
-        self._queue: asyncio.Queue[bytes | _DtmfRequest] = asyncio.Queue(maxsize=max_queued_frames)
+        self._queue: asyncio.Queue[bytes | _DtmfRequest | _Mark] = asyncio.Queue(maxsize=max_queued_frames)
+        # Called from the send task with the name of each mark once the audio queued before it is sent.
+        self._on_mark = on_mark
         # Telephone-event packets of the digit being sent, one per frame slot.
         self._pending_packets: deque[RtpPacket] = deque()
         self._transport: asyncio.DatagramTransport | None = None
@@ -310,8 +318,16 @@ class RtpSession:
         telephone_event_packets(digit, ssrc=0, first_sequence_number=0, timestamp=0, duration_ms=duration_ms)
         await self._queue.put(_DtmfRequest(digit, duration_ms))
 
+    async def send_mark(self, name: str) -> None:
+        """Queue a mark: `on_mark(name)` runs once every frame queued before it has been sent.
+
+        A mark takes a queue slot but no frame slot. `clear()` drops queued marks with the audio.
+        """
+        self._check_open()
+        await self._queue.put(_Mark(name))
+
     def clear(self) -> int:
-        """Drop all queued audio (barge-in) and return the number of frames dropped."""
+        """Drop all queued audio and marks (barge-in) and return the number of items dropped."""
         # A key press already being sent is finished, so the far end sees its end packets.
         dropped = 0
         while not self._queue.empty():
@@ -366,6 +382,10 @@ class RtpSession:
             return
         try:
             item = self._queue.get_nowait()
+            while isinstance(item, _Mark):
+                if self._on_mark is not None:
+                    self._on_mark(item.name)
+                item = self._queue.get_nowait()
         except asyncio.QueueEmpty:
             if not self.send_silence_when_idle:
                 self.packetizer.skip_frame()

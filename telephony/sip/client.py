@@ -115,11 +115,20 @@ class ClientMixin:
     def _reject_response(self, call: Call, status: int) -> SipResponse:
         raise NotImplementedError
 
-    def refer(self, call_id: str, *, target: str, now: float, replaces_call_id: str | None = None) -> list[Action]:
+    def refer(
+        self,
+        call_id: str,
+        *,
+        target: str,
+        now: float,
+        replaces_call_id: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> list[Action]:
         """Ask the peer to transfer the call to `target` (a sip: or tel: URI) with REFER (RFC 3515).
 
         With `replaces_call_id` (the Call-ID of the bot's consult call to the agent) the
-        Refer-To carries a Replaces header (RFC 3891) for an attended transfer.
+        Refer-To carries a Replaces header (RFC 3891) for an attended transfer. `headers` are
+        added to the REFER itself.
         Raise SipError if `target` is not a valid URI or the consult call is unknown.
         """
         call = self.calls.get(call_id)
@@ -133,12 +142,12 @@ class ClientMixin:
                 raise SipError(f"consult call {replaces_call_id!r} is not established; place it with call() first")
             separator = "&" if "?" in refer_to else "?"
             refer_to += f"{separator}Replaces={url_quote(consult.dialog.replaces_value(), safe='')}"
-        headers = [
+        refer_headers = [
             ("Refer-To", f"<{refer_to}>"),
             ("Referred-By", f"<sip:{self.config.user}@{self.config.host}:{self.config.port}>"),
-        ]
+        ] + list(headers or [])
         logger.info("call %s: sending REFER", call_id)
-        return self._send_in_dialog(call, "REFER", now, purpose="refer", headers=headers)
+        return self._send_in_dialog(call, "REFER", now, purpose="refer", headers=refer_headers)
 
     def call(
         self,

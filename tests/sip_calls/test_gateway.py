@@ -1,0 +1,62 @@
+"""Whole SIP calls: sipp as the caller, the gateway with the real services (Whisper, Smart Turn, FAQ, espeak-ng, Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from telephony.gateway import SipGateway
+from tests.sip_calls import harness
+from tests.sip_calls.conftest import Ports
+from tests.sip_calls.harness import Sipp, bye, capture, invite, pause, play, reinvite, scenario
+from voicebot.services import Services
+
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
+
+
+async def wait_until(condition: Callable[[], bool], *, timeout_s: float = 20.0) -> bool:
+    """Poll `condition` every 50 ms; return its last value (a guard against hanging, not a timed check)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition() and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    return condition()
+
+
+def caller(tmp_path: Path, ports: Ports, gateway: SipGateway, xml: str, **kwargs: object) -> Sipp:
+    return Sipp(tmp_path, xml, name="caller", media_port=ports.caller_media, local_port=ports.caller_sip,
+                target_port=gateway.port, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_faq_call_gets_spoken_answer(
+    gateway_factory, ports: Ports, caller_pcap, greeting_s: float, tmp_path: Path, services: Services
+):
+    """A caller clip played by sipp over RTP gets a voiced answer of several seconds after it ends."""
+    gateway = await gateway_factory()
+    pcap, clip_s = caller_pcap("faq_annual_fee")
+    xml = scenario("faq", invite(), pause(int(greeting_s * 1000) + 800), play(pcap),
+                   pause(int(clip_s * 1000) + 12000), bye(cseq=2))
+    sipp = caller(tmp_path, ports, gateway, xml)
+    async with capture(tmp_path / "faq.pcap", ports=[ports.caller_media]) as path:
+        await sipp.start()
+        result = await sipp.wait()
+    assert result.returncode == 0, result.output
+    frames = harness.rtp_frames(harness.read_capture(path))
+    caller_frames = [f for f in frames if f.source_port == ports.caller_media]
+    bot_frames = [f for f in frames if f.destination_port == ports.caller_media]
+    assert caller_frames, "sipp sent no RTP"
+    assert bot_frames, "the bot sent no RTP"
+    caller_end = harness.voiced_spans(caller_frames)[-1][1]
+    bot_spans = harness.voiced_spans(bot_frames)
+    greeting = bot_spans[0]
+    assert greeting[1] - greeting[0] > 2.0, bot_spans
+    answers = [span for span in bot_spans if span[0] > caller_end]
+    assert answers, f"no bot speech after the caller's clip: {bot_spans}"
+    answer_s = sum(end - start for start, end in answers)
+    assert answer_s > 2.0, answers
+    voiced = [f.rms for f in bot_frames if answers[0][0] <= f.time_s <= answers[-1][1]]
+    assert sum(voiced) / len(voiced) > harness.VOICED_RMS
+    assert not gateway.calls
