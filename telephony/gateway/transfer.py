@@ -77,7 +77,7 @@ def whisper_text(info: HandoffRequestInfo) -> str:
     """Return the summary the rep hears before the caller is connected; it carries no personal data."""
     reason = REASON_LABELS.get(info.reason, info.reason)
     language = LANGUAGE_NAMES.get(info.language, info.language)
-    return f"机器人转接来电。原因：{reason}。客户语言：{language}。详情请看转接记录。"
+    return f"转接来电：{reason}，{language}。"
 
 
 async def run_transfer(gateway: SipGateway, call: SipCall, info: HandoffRequestInfo) -> None:

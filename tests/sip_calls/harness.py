@@ -115,7 +115,7 @@ Content-Length: [len]
   <recv response="180"/>
   <send><![CDATA[
 CANCEL sip:voicebot@[remote_ip]:[remote_port] SIP/2.0
-{_HEADERS}
+{_HEADERS.replace("branch=[branch]", "branch=[branch-3]")}
 To: <sip:voicebot@[remote_ip]:[remote_port]>
 CSeq: 1 CANCEL
 Content-Length: 0
