@@ -128,6 +128,7 @@ class CallSession:
         params = start.custom_parameters
         language = self._language(params.get("language"))
         centre = params.get("centre", "default")
+        prompt_version = self._services.prompts.current().version
         await self._services.store.start_call(
             self.call_id,
             stream_sid=start.stream_sid,
@@ -136,7 +137,10 @@ class CallSession:
             language=language,
             centre=centre,
             started_at=time.time(),
-            custom_parameters={k: v for k, v in params.items() if k != "caller"},
+            custom_parameters={
+                **{k: v for k, v in params.items() if k != "caller"},
+                "prompt_version": prompt_version,
+            },
         )
         logger.info("call started: stream %s language %s", start.stream_sid, language, extra=self._extra)
         sink = WebSocketSink(

@@ -64,9 +64,11 @@ class CallPipeline:
             max_turn_s=settings.max_turn_s,
             call_id=call_id,
         )
+        # The call keeps the prompt version current at its start, even if the files change.
+        self.messages = services.call_messages(centre)
         self.dialog = DialogProcessor(
             responder=services.responder,
-            messages=services.messages,
+            messages=self.messages,
             context=DialogContext(call_id=call_id, language=language, centre=centre),
             store=services.store,
             on_handoff=on_handoff,
@@ -124,4 +126,5 @@ class CallPipeline:
             if not self._task.done():
                 self._task.cancel()
             await asyncio.wait({self._task}, timeout=timeout_s)
+        self._services.responder.end_call(self.call_id)
         await self._services.store.end_call(self.call_id, ended_at=time.time(), reason=reason)

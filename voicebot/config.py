@@ -31,6 +31,16 @@ class Settings:
     knowledge_base: Path = REPO_ROOT / "dialogs" / "faq.yaml"
     messages: Path = REPO_ROOT / "prompts" / "messages.yaml"
     faq_threshold: float = 0.80
+    escalation_policy: Path = REPO_ROOT / "dialogs" / "escalation.yaml"
+    # Seed the Redis banking simulator (demo customers and cards) at start-up. A bank's
+    # adapter replaces the simulator; leave this off once it does.
+    seed_banking_simulator: bool = True
+    # Rep console: users file (YAML with scrypt hashes); empty disables the console.
+    console_users: str = ""
+    # Send the console session cookie only over HTTPS. Turn on behind TLS.
+    console_cookie_secure: bool = False
+    # Seconds a caller waits in the handoff queue before the bot offers a callback.
+    handoff_wait_timeout_s: float = 120.0
     tts_rate_wpm: int = 165
     tts_workers: int = 2
     # Calls beyond this are refused with WebSocket close code 1013 (try again later) instead of
@@ -38,7 +48,8 @@ class Settings:
     max_calls: int = 8
     start_timeout_s: float = 10.0
     hangup_timeout_s: float = 2.0
-    incomplete_turn_timeout_s: float = 1.2
+    # Silence after which a turn the Smart Turn model judged unfinished ends anyway.
+    incomplete_turn_timeout_s: float = 0.8
     max_turn_s: float = 25.0
     log_level: str = "INFO"
 
@@ -62,7 +73,7 @@ class Settings:
         for name in ("start_timeout_s", "hangup_timeout_s", "incomplete_turn_timeout_s", "max_turn_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive seconds, got {getattr(self, name)}")
-        for name in ("knowledge_base", "messages"):
+        for name in ("knowledge_base", "messages", "escalation_policy"):
             path = Path(getattr(self, name))
             if not path.is_file():
                 raise ConfigError(f"{name} file {path} not found; pass an existing file with --{name.replace('_', '-')}")

@@ -41,7 +41,7 @@ async def test_faq_clips_answer_right_topic(
     for row, reply in zip(faq_rows, replies):
         assert reply["topic"] == row["label"], f"{row['file']}: {reply}"
         assert reply["kind"] == "answer", f"{row['file']}: {reply}"
-        assert reply["text"] == services.responder.knowledge_base.get(row["label"]).answer("zh")
+        assert reply["text"] == services.faq.knowledge_base.get(row["label"]).answer("zh")
     assert all(turn.latency_ms is not None for turn in summary.turns)
 
 
@@ -103,7 +103,7 @@ async def test_cantonese_call_answers_in_cantonese(media_url: str, callers_dir: 
     replies = bot_events(events)
     assert replies[0]["text"] == services.messages.render("greeting", "yue")
     assert replies[1]["topic"] == "installment_fee"
-    assert replies[1]["text"] == services.responder.knowledge_base.get("installment_fee").answer("yue")
+    assert replies[1]["text"] == services.faq.knowledge_base.get("installment_fee").answer("yue")
 
 
 async def test_hang_up_mid_playback_ends_call(services: Services, media_url: str, callers_dir: Path):

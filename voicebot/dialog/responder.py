@@ -19,6 +19,7 @@ so consecutive turns of a call may run in different worker processes.
 from __future__ import annotations
 
 import dataclasses
+import re
 import logging
 
 from voicebot.dialog import nlu
@@ -38,6 +39,9 @@ HANDLER_RULE = "rule"
 HANDLER_FALLBACK = "fallback"
 
 
+# Words by which a caller asks the bot to act on their account rather than asking how.
+_ACTION_REQUEST = re.compile(r"帮我|给我|替我|帮忙|请你|麻烦你|帮我哋|同我|幫我")
+
 class DialogResponder:
     """Routes caller turns between flows, handoffs and a fallback responder."""
 
@@ -51,6 +55,7 @@ class DialogResponder:
         system_messages: Messages,
         prompt_version: str = "",
         fallback_min_confidence: float = 0.8,
+        faq_first_flows: frozenset[str] = frozenset({"bill_inquiry", "credit_limit_increase"}),
     ) -> None:
         """Create the responder; share one instance between calls.
 
@@ -71,6 +76,7 @@ class DialogResponder:
         self.system_messages = system_messages
         self.prompt_version = prompt_version
         self.fallback_min_confidence = fallback_min_confidence
+        self.faq_first_flows = faq_first_flows
 
     async def respond(self, turn: CallerTurn, context: DialogContext) -> Reply:
         """Answer one caller turn and save the call's dialog state."""
@@ -129,6 +135,18 @@ class DialogResponder:
             return await self._in_flow(state, result, turn, context)
 
         flow = self.flows.for_intent(result.intent)
+        if (
+            flow is not None
+            and flow.id in self.faq_first_flows
+            and not context.caller
+            and not _ACTION_REQUEST.search(turn.text)
+        ):
+            # Without the caller's number the account cannot be looked up, so "我想查一下这个月的
+            # 账单" gets the approved answer on how to check it. A caller who asks the bot to act
+            # ("帮我查一下") still gets the flow, which identifies them another way.
+            answer = await self.fallback.respond(turn, context)
+            if answer.kind is ReplyKind.ANSWER and answer.topic == flow.id:
+                return dataclasses.replace(answer, intent=result.intent), HANDLER_FALLBACK
         if flow is not None:
             outcome = await self.engine.start(flow, state, turn, cues=result.cues)
             return self._flow_reply(state, result, outcome, flow.id), HANDLER_FLOW

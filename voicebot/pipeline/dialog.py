@@ -158,6 +158,7 @@ class DialogProcessor(FrameProcessor):
             asr_confidence=frame.confidence,
             turn_index=turn_index,
             dtmf=dtmf,
+            audio=frame.audio,
         )
         shown_text = frame.text if not dtmf else f"[DTMF {len(dtmf)} digits]"
         await self.push_frame(SidebandEventFrame(payload={"type": "user", "turn": turn_index, "text": shown_text}))

@@ -39,6 +39,7 @@ class CallerTranscriptFrame(DataFrame):
     speech_ended_at: float = 0.0
     end_of_turn_at: float = 0.0
     transcribed_at: float = 0.0
+    audio: bytes = b""  # the turn's 16 kHz PCM, for acoustic escalation cues
 
 
 @dataclass

@@ -62,5 +62,6 @@ class TranscriptionProcessor(FrameProcessor):
                 speech_ended_at=frame.speech_ended_at,
                 end_of_turn_at=frame.end_of_turn_at,
                 transcribed_at=time.time(),
+                audio=frame.audio,
             )
         )

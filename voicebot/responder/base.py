@@ -32,6 +32,8 @@ class CallerTurn:
     # Keypad digits pressed during the turn ("0"-"9", "*", "#"), in order. A flow that
     # collects digits reads them in place of the text; other responders ignore them.
     dtmf: str = ""
+    # The turn's audio, 16 kHz 16-bit mono PCM, for acoustic cues; empty for keypad turns.
+    audio: bytes = b""
 
 
 @dataclass
