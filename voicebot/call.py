@@ -20,6 +20,8 @@ from aiohttp import WSMsgType, web
 from telephony import g711, mediastream
 from voicebot.callcore import CallPipeline
 from voicebot.errors import ProtocolError
+from voicebot.pipeline.dialog import HandoffRequestInfo
+from voicebot.transfer import WarmTransfer
 
 if TYPE_CHECKING:
     from voicebot.services import Services
@@ -85,6 +87,9 @@ class CallSession:
         self._parser = mediastream.MediaStreamParser()
         self._call: CallPipeline | None = None
         self._extra = {"call_id": self.call_id}
+        self._transfer: WarmTransfer | None = None
+        self._transfer_task: asyncio.Task[None] | None = None
+        self._service_hang_up: str | None = None
 
     async def run(self) -> CallOutcome:
         try:
@@ -146,8 +151,26 @@ class CallSession:
         sink = WebSocketSink(
             self._ws, start.stream_sid, sideband=params.get("voicebot_events") == "1", call_id=self.call_id
         )
+        started_at = time.time()
+
+        async def on_handoff(info: HandoffRequestInfo) -> None:
+            assert self._call is not None
+            self._transfer = WarmTransfer(services=self._services, call=self._call, sink=sink, started_at=started_at)
+            self._transfer_task = asyncio.create_task(self._transfer.run(info), name=f"transfer-{self.call_id}")
+
+        async def on_hang_up(reason: str) -> None:
+            self._service_hang_up = reason
+            await self._ws.close(code=CLOSE_NORMAL, message=b"call ended by the service")
+
         self._call = CallPipeline(
-            self._services, call_id=self.call_id, sink=sink, language=language, centre=centre, input_sample_rate=8000
+            self._services,
+            call_id=self.call_id,
+            sink=sink,
+            language=language,
+            centre=centre,
+            input_sample_rate=8000,
+            on_handoff=on_handoff,
+            on_hang_up=on_hang_up,
         )
         await self._call.start()
         await self._call.send_event({"type": "call", "call_id": self.call_id})
@@ -162,6 +185,12 @@ class CallSession:
             reason = "protocol_error"
             close = (CLOSE_PROTOCOL_ERROR, str(e))
         finally:
+            reason = self._service_hang_up or reason
+            if self._transfer is not None:
+                await self._transfer.close(reason)
+            if self._transfer_task is not None:
+                self._transfer_task.cancel()
+                await asyncio.wait({self._transfer_task}, timeout=self._settings.hangup_timeout_s)
             # The record is saved before the socket closes, so a peer that reads it after the
             # close always finds the end of the call.
             await self._call.finish(reason, timeout_s=self._settings.hangup_timeout_s)

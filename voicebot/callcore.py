@@ -15,19 +15,21 @@ from typing import TYPE_CHECKING
 
 from pipecat.audio.dtmf.types import KeypadEntry
 from pipecat.audio.utils import create_stream_resampler
-from pipecat.frames.frames import InputAudioRawFrame, InputDTMFFrame
+from pipecat.frames.frames import InputAudioRawFrame, InputDTMFFrame, InterruptionFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.workers.runner import WorkerRunner
 
 from voicebot.pipeline.dialog import DialogProcessor, HandoffCallback, HangUpCallback
+from voicebot.pipeline.frames import BotReplyFrame, SentenceAudioFrame
 from voicebot.pipeline.output import AudioSink, PacedAudioOutput
 from voicebot.pipeline.recognition import TranscriptionProcessor
 from voicebot.pipeline.speech import SpeechSynthesisProcessor
 from voicebot.pipeline.turns import TurnDetector
-from voicebot.responder.base import DialogContext
+from voicebot.responder.base import DialogContext, Reply, ReplyKind
 
 if TYPE_CHECKING:
+    from voicebot.handoff import CallBridgeEndpoint
     from voicebot.services import Services
 
 logger = logging.getLogger(__name__)
@@ -93,6 +95,10 @@ class CallPipeline:
             name=f"call-{call_id}",
         )
         self._task: asyncio.Task[None] | None = None
+        self._on_hang_up = on_hang_up
+        self.mode = "bot"  # "bot", "hold" (waiting for a rep) or "bridged" (talking to a rep)
+        self._bridge: CallBridgeEndpoint | None = None
+        self._system_turns = 100_000  # turn numbers of system speech, apart from the dialog's
 
     async def start(self) -> None:
         runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
@@ -101,6 +107,10 @@ class CallPipeline:
 
     async def push_audio(self, pcm: bytes) -> None:
         """Feed caller audio: 16-bit mono PCM at the input sample rate given at construction."""
+        if self._bridge is not None:
+            # Talking to a rep: the caller's audio goes to the rep, not to the bot.
+            await self._bridge.send_caller_audio(pcm)
+            return
         if self._input_rate != PIPELINE_RATE:
             pcm = await self._resampler.resample(pcm, self._input_rate, PIPELINE_RATE)
         if pcm:
@@ -108,6 +118,46 @@ class CallPipeline:
 
     async def push_dtmf(self, digit: str) -> None:
         await self._worker.queue_frame(InputDTMFFrame(button=KeypadEntry(digit)))
+
+    def set_mode(self, mode: str, *, bridge: CallBridgeEndpoint | None = None) -> None:
+        """Switch between the bot answering ("bot"), waiting for a rep ("hold") and a rep on the line ("bridged")."""
+        if mode not in ("bot", "hold", "bridged"):
+            raise ValueError(f"invalid call mode {mode!r}; expected bot, hold or bridged")
+        self.mode = mode
+        self.dialog.paused = mode != "bot"
+        self.turn_detector.barge_in = mode == "bot"
+        self._bridge = bridge if mode == "bridged" else None
+        logger.info("call mode: %s", mode, extra=self._extra)
+
+    async def speak(self, text: str) -> None:
+        """Speak a system message outside the dialog (hold, queue position); it is not a dialog turn."""
+        self._system_turns += 1
+        reply = Reply(text=text, kind=ReplyKind.ANSWER, confidence=1.0, topic="system")
+        await self._worker.queue_frame(
+            BotReplyFrame(reply=reply, turn_index=self._system_turns, language=self.dialog.context.language)
+        )
+
+    async def play(self, pcm16k: bytes) -> None:
+        """Play 16 kHz PCM (hold music) after whatever is queued."""
+        self._system_turns += 1
+        await self._worker.queue_frame(
+            SentenceAudioFrame(audio=pcm16k, sample_rate=PIPELINE_RATE, turn_index=self._system_turns, last=True)
+        )
+
+    async def clear_output(self) -> None:
+        """Drop queued bot audio and tell the far end to drop its buffer."""
+        await self._worker.queue_frame(InterruptionFrame())
+
+    def queued_output_s(self) -> float:
+        return self.output.queued_seconds()
+
+    async def resample(self, pcm: bytes, from_rate: int, to_rate: int) -> bytes:
+        return await create_stream_resampler().resample(pcm, from_rate, to_rate)
+
+    async def hang_up(self, reason: str) -> None:
+        """End the call from the service side (after goodbye, or when the rep hung up)."""
+        if self._on_hang_up is not None:
+            await self._on_hang_up(reason)
 
     async def on_mark(self, name: str) -> None:
         await self.output.on_mark(name)

@@ -52,6 +52,11 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--knowledge-base", type=Path, help="FAQ knowledge base file (default dialogs/faq.yaml)")
     parser.add_argument("--messages", type=Path, help="spoken system messages file (default prompts/messages.yaml)")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument(
+        "--sip", dest="sip_enabled", action="store_const", const=True,
+        help="also answer SIP calls (VOICEBOT_SIP_* variables set the port and peers; see docs/sip-gateway.md)",
+    )
+    parser.add_argument("--console-users", help="users file of the rep console (YAML with scrypt hashes); enables /console/")
 
 
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
@@ -64,6 +69,8 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
         "knowledge_base": getattr(args, "knowledge_base", None),
         "messages": getattr(args, "messages", None),
         "log_level": getattr(args, "log_level", None),
+        "sip_enabled": getattr(args, "sip_enabled", None),
+        "console_users": getattr(args, "console_users", None),
     }
     values.update(overrides)
     return settings_from_env(**values)

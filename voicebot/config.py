@@ -39,6 +39,8 @@ class Settings:
     console_users: str = ""
     # Send the console session cookie only over HTTPS. Turn on behind TLS.
     console_cookie_secure: bool = False
+    # Answer SIP calls too (settings from VOICEBOT_SIP_* variables; see docs/sip-gateway.md).
+    sip_enabled: bool = False
     # Seconds a caller waits in the handoff queue before the bot offers a callback.
     handoff_wait_timeout_s: float = 120.0
     tts_rate_wpm: int = 165

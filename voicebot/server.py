@@ -14,10 +14,13 @@ import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
+from telephony.gateway import SipSettings, add_sip_routes, start_sip_gateway
 from voicebot.call import CLOSE_TRY_AGAIN_LATER, CallSession
+from voicebot.console import add_console_routes, load_users
 from voicebot.config import Settings
 from voicebot.services import Services, load_services
 
@@ -79,6 +82,14 @@ def create_app(services: Services) -> web.Application:
     app.router.add_get("/media", media_stream)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/calls/{call_id}", call_record)
+    settings = services.settings
+    if settings.console_users:
+        add_console_routes(
+            app,
+            queue=services.handoff_queue,
+            users=load_users(Path(settings.console_users)),
+            cookie_secure=settings.console_cookie_secure,
+        )
     return app
 
 
@@ -89,6 +100,10 @@ async def running_server(settings: Settings, services: Services | None = None) -
     if services is None:
         services = await load_services(settings)
     app = create_app(services)
+    sip_gateway = None
+    if settings.sip_enabled:
+        sip_gateway = await start_sip_gateway(services, SipSettings.from_env())
+        add_sip_routes(app, sip_gateway)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=settings.hangup_timeout_s)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
@@ -100,6 +115,8 @@ async def running_server(settings: Settings, services: Services | None = None) -
     try:
         yield url, services
     finally:
+        if sip_gateway is not None:
+            await sip_gateway.close()
         await runner.cleanup()
         if own_services:
             await services.close()

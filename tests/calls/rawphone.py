@@ -16,8 +16,9 @@ from telephony import mediastream as ms
 class RawPhone:
     """Speaks the media-stream protocol message by message and records everything the service sends."""
 
-    def __init__(self, url: str, *, params: dict[str, str] | None = None) -> None:
+    def __init__(self, url: str, *, params: dict[str, str] | None = None, echo_marks: bool = True) -> None:
         self.url = url
+        self.echo_marks = echo_marks
         self.params = {"voicebot_events": "1", **(params or {})}
         self.stream_sid = "MZ" + secrets.token_hex(16)
         self.call_sid = "CA" + secrets.token_hex(16)
@@ -45,6 +46,9 @@ class RawPhone:
             async for message in self._ws:
                 data = json.loads(message)
                 self.received.append(data)
+                if self.echo_marks and data.get("event") == "mark":
+                    # Echo at once: this phone has no playout clock, it only keeps the protocol.
+                    await self._ws.send(ms.mark_message(self.stream_sid, data["mark"]["name"]))
                 if data.get("event") == "voicebot" and data.get("type") == "call":
                     self.call_id = data["call_id"]
                 self._changed.set()

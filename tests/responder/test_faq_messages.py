@@ -25,8 +25,8 @@ def test_shipped_messages_load(messages):
     """Every message key has a Mandarin and a Cantonese text."""
     assert set(messages.keys()) == set(MESSAGE_VARIABLES)
     for key in MESSAGE_VARIABLES:
-        assert messages.render(key, "zh", choices="甲还是乙")
-        assert messages.render(key, "yue", choices="甲定系乙")
+        assert messages.render(key, "zh", choices="甲还是乙", position="3")
+        assert messages.render(key, "yue", choices="甲定系乙", position="3")
 
 
 def test_clarify_renders_choices(messages):
@@ -39,7 +39,7 @@ def test_clarify_renders_choices(messages):
 def test_cantonese_differs(messages):
     """Cantonese texts are Cantonese wording, not a copy of the Mandarin text."""
     for key in MESSAGE_VARIABLES:
-        assert messages.render(key, "zh", choices="x") != messages.render(key, "yue", choices="x")
+        assert messages.render(key, "zh", choices="x", position="1") != messages.render(key, "yue", choices="x", position="1")
 
 
 def test_english_falls_back(messages):

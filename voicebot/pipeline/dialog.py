@@ -82,6 +82,7 @@ class DialogProcessor(FrameProcessor):
         self._dtmf_buffer = ""
         self._dtmf_task: asyncio.Task[None] | None = None
         self._last_turn_index = 0
+        self.paused = False
 
     @property
     def context(self) -> DialogContext:
@@ -96,6 +97,10 @@ class DialogProcessor(FrameProcessor):
                 reply = Reply(text=text, kind=ReplyKind.GREETING, confidence=1.0)
                 await self._speak(reply, turn_index=0, speech_ended_at=0.0)
         elif isinstance(frame, CallerTranscriptFrame):
+            if self.paused:
+                # On hold or talking to a rep: the bot does not answer.
+                logger.debug("turn ignored while the dialog is paused", extra={"call_id": self._context.call_id})
+                return
             await self._on_transcript(frame)
         elif isinstance(frame, ReplyHeardFrame):
             await self._on_reply_heard(frame)

@@ -130,6 +130,10 @@ class PacedAudioOutput(FrameProcessor):
             await self.cancel_task(self._writer, timeout=1.0)
             self._writer = None
 
+    def queued_seconds(self) -> float:
+        """Return the seconds of bot audio queued and not yet sent."""
+        return self._queued_frames * FRAME_MS / 1000
+
     def mark_closed(self) -> None:
         """Stop all sends: the socket is gone."""
         self._closed = True
@@ -214,8 +218,9 @@ class PacedAudioOutput(FrameProcessor):
             reply, payload = item
             self._queued_frames -= 1
             now = time.monotonic()
-            if self._next_send_at < now - frame_s:
-                # The stream was idle: restart the clock, with the lead as the initial buffer.
+            if self._next_send_at < now - self._lead_s:
+                # The stream was idle: restart the clock. The first `lead_s` of audio goes out
+                # at once as the far end's initial buffer, the rest one frame per 20 ms.
                 self._next_send_at = now - self._lead_s
             delay = self._next_send_at - now
             if delay > 0:

@@ -76,7 +76,7 @@ class TurnDetector(FrameProcessor):
         self._last_turn_audio = b""
         self._audio_since_last_turn = b""
         self._max_turn_bytes = int(max_turn_s * TURN_SAMPLE_RATE) * 2
-        self._barge_in = barge_in
+        self.barge_in = barge_in
         self._call_id = call_id
         self._vad.set_sample_rate(TURN_SAMPLE_RATE)
         self._pre_speech: collections.deque[bytes] = collections.deque()
@@ -171,13 +171,14 @@ class TurnDetector(FrameProcessor):
         self._quiet_bytes = 0
         self._turn_model_consulted = False
         await self.push_frame(UserStartedSpeakingFrame())
-        if self._barge_in and self._bot_playing:
+        if self.barge_in and self._bot_playing:
             logger.info("barge-in: caller spoke during playback", extra={"call_id": self._call_id})
             await self.broadcast_interruption()
 
     def _continues_last_turn(self) -> bool:
         return (
-            bool(self._last_turn_audio)
+            self.barge_in
+            and bool(self._last_turn_audio)
             and not self._bot_playing
             and len(self._audio_since_last_turn) <= self._continuation_bytes
         )

@@ -38,6 +38,9 @@ MESSAGE_VARIABLES: dict[str, frozenset[str]] = {
     "transfer": frozenset(),
     "hold": frozenset(),
     "fallback": frozenset(),
+    "queue_position": frozenset({"position"}),
+    "no_agent": frozenset(),
+    "transfer_failed": frozenset(),
 }
 
 # Characters that espeak-ng reads wrongly or not at all in Chinese text. Spoken texts
