@@ -4,11 +4,19 @@ Each sentence is synthesised and pushed as soon as it is ready, so the first sen
 plays while the next one is still being synthesised. An interruption cancels the step
 mid-reply (pipecat cancels the processor's running task), which also kills the synthesiser
 subprocess.
+
+A streamed reply (`Reply.sentences` set, as the LLM fallback returns) is spoken sentence by
+sentence as the responder yields them, so the first audio goes out while the model is still
+generating. A sentence cannot be known to be the last until the stream ends, and holding each
+one back until the next arrives would delay the first audio by a whole sentence of generation.
+So every spoken sentence goes out with `last=False`, and an empty frame with `last=True`
+follows when the stream ends. On cancellation the stream is closed, which stops generation.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from pipecat.frames.frames import Frame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
@@ -34,29 +42,58 @@ class SpeechSynthesisProcessor(FrameProcessor):
         if not isinstance(frame, BotReplyFrame) or frame.reply is None:
             await self.push_frame(frame, direction)
             return
+        if frame.reply.sentences is not None:
+            await self._speak_stream(frame, frame.reply.sentences)
+            return
         sentences = split_sentences(frame.reply.text) or [""]
         for index, sentence in enumerate(sentences):
-            audio = b""
-            if sentence.strip():
-                try:
-                    audio = await self._synthesizer.synthesize(sentence, frame.language)
-                except VoicebotError as e:
-                    # The sentence is skipped; its mark still goes out so playback tracking stays whole.
-                    logger.error(
-                        "speech synthesis failed for sentence %d of turn %d: %s",
-                        index,
-                        frame.turn_index,
-                        e,
-                        extra={"call_id": self._call_id},
-                    )
-            await self.push_frame(
-                SentenceAudioFrame(
-                    audio=audio,
-                    sample_rate=self._synthesizer.sample_rate,
-                    turn_index=frame.turn_index,
-                    sentence_index=index,
-                    text=sentence,
-                    last=index == len(sentences) - 1,
-                    speech_ended_at=frame.speech_ended_at,
-                )
+            await self._push_sentence(frame, index, sentence, last=index == len(sentences) - 1)
+
+    async def _speak_stream(self, frame: BotReplyFrame, stream: AsyncIterator[str]) -> None:
+        index = 0
+        try:
+            async for text in stream:
+                # A streamed item may hold several sentences (a cached answer comes whole).
+                for sentence in split_sentences(text):
+                    await self._push_sentence(frame, index, sentence, last=False)
+                    index += 1
+        except VoicebotError as e:
+            # What was pushed stays queued; the last frame below still ends the reply.
+            logger.error(
+                "streamed reply of turn %d failed after %d sentences: %s",
+                frame.turn_index,
+                index,
+                e,
+                extra={"call_id": self._call_id},
             )
+        finally:
+            # Runs on cancellation (barge-in) too: closing the stream stops the LLM request.
+            if isinstance(stream, AsyncGenerator):
+                await stream.aclose()
+        await self._push_sentence(frame, index, "", last=True)
+
+    async def _push_sentence(self, frame: BotReplyFrame, index: int, sentence: str, *, last: bool) -> None:
+        audio = b""
+        if sentence.strip():
+            try:
+                audio = await self._synthesizer.synthesize(sentence, frame.language)
+            except VoicebotError as e:
+                # The sentence is skipped; its mark still goes out so playback tracking stays whole.
+                logger.error(
+                    "speech synthesis failed for sentence %d of turn %d: %s",
+                    index,
+                    frame.turn_index,
+                    e,
+                    extra={"call_id": self._call_id},
+                )
+        await self.push_frame(
+            SentenceAudioFrame(
+                audio=audio,
+                sample_rate=self._synthesizer.sample_rate,
+                turn_index=frame.turn_index,
+                sentence_index=index,
+                text=sentence,
+                last=last,
+                speech_ended_at=frame.speech_ended_at,
+            )
+        )

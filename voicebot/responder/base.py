@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping, Protocol
+from typing import AsyncIterator, Mapping, Protocol
 
 
 class ReplyKind(str, Enum):
@@ -68,6 +68,10 @@ class Reply:
     # Slots collected so far (name to value), for a warm handoff. Values are personal
     # data: show them to the rep, never log them.
     slots: Mapping[str, str] = field(default_factory=dict)
+    # A streamed reply: the sentences to speak, each yielded as soon as it is ready, starting
+    # with `text`. None when `text` is the whole reply. A consumer that stops early must
+    # call `aclose()` on it (async generators have it) so the producer stops.
+    sentences: AsyncIterator[str] | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 class Responder(Protocol):
