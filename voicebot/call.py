@@ -160,6 +160,8 @@ class CallSession:
 
         async def on_hang_up(reason: str) -> None:
             self._service_hang_up = reason
+            # Save the end first: a peer that reads the record after the close must find it.
+            await self._services.store.end_call(self.call_id, ended_at=time.time(), reason=reason)
             await self._ws.close(code=CLOSE_NORMAL, message=b"call ended by the service")
 
         self._call = CallPipeline(

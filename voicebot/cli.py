@@ -56,6 +56,12 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--sip", dest="sip_enabled", action="store_const", const=True,
         help="also answer SIP calls (VOICEBOT_SIP_* variables set the port and peers; see docs/sip-gateway.md)",
     )
+    parser.add_argument(
+        "--llm",
+        dest="llm_base_url",
+        help='LLM for questions the FAQ cannot answer: "embedded" (local Qwen2.5 0.5B on 127.0.0.1) or an '
+        "OpenAI-compatible base URL ending in /v1 (default: no LLM)",
+    )
     parser.add_argument("--console-users", help="users file of the rep console (YAML with scrypt hashes); enables /console/")
 
 
@@ -71,6 +77,7 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
         "log_level": getattr(args, "log_level", None),
         "sip_enabled": getattr(args, "sip_enabled", None),
         "console_users": getattr(args, "console_users", None),
+        "llm_base_url": getattr(args, "llm_base_url", None),
     }
     values.update(overrides)
     return settings_from_env(**values)

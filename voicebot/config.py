@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from voicebot.errors import ConfigError
@@ -39,6 +39,17 @@ class Settings:
     console_users: str = ""
     # Send the console session cookie only over HTTPS. Turn on behind TLS.
     console_cookie_secure: bool = False
+    # LLM fallback: "embedded" runs the bundled Qwen2.5 0.5B on 127.0.0.1, an http(s) URL ending
+    # in /v1 names an OpenAI-compatible server, "" turns the LLM off.
+    llm_base_url: str = ""
+    llm_api_key: str = field(default="", repr=False)
+    llm_model_small: str = ""
+    llm_model_large: str = ""
+    llm_threads: int = 2
+    llm_first_token_timeout_s: float = 5.0
+    llm_idle_timeout_s: float = 3.0
+    # FAQ confidence below which the LLM answers instead of the clarifying question; at most faq_threshold.
+    llm_use_below: float = 0.80
     # Answer SIP calls too (settings from VOICEBOT_SIP_* variables; see docs/sip-gateway.md).
     sip_enabled: bool = False
     # Seconds a caller waits in the handoff queue before the bot offers a callback.
@@ -72,7 +83,18 @@ class Settings:
             )
         if not 0.0 < self.faq_threshold < 1.0:
             raise ConfigError(f"faq_threshold must be between 0 and 1, got {self.faq_threshold}")
-        for name in ("start_timeout_s", "hangup_timeout_s", "incomplete_turn_timeout_s", "max_turn_s"):
+        if not 0.0 < self.llm_use_below <= self.faq_threshold:
+            raise ConfigError(
+                f"llm_use_below must be above 0 and at most faq_threshold={self.faq_threshold}, got {self.llm_use_below}"
+            )
+        for name in (
+            "start_timeout_s",
+            "hangup_timeout_s",
+            "incomplete_turn_timeout_s",
+            "max_turn_s",
+            "llm_first_token_timeout_s",
+            "llm_idle_timeout_s",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive seconds, got {getattr(self, name)}")
         for name in ("knowledge_base", "messages", "escalation_policy"):

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 SERVICES_KEY = web.AppKey("services", Services)
 CALLS_KEY = web.AppKey("calls", set)
+SETTINGS_KEY = web.AppKey("settings", Settings)
 # A media message is about 250 bytes; this bounds what a broken peer can make us buffer.
 MAX_WS_MESSAGE_BYTES = 64 * 1024
 
@@ -37,8 +38,8 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
     calls: set[asyncio.Task[object]] = request.app[CALLS_KEY]
     ws = web.WebSocketResponse(max_msg_size=MAX_WS_MESSAGE_BYTES, heartbeat=None)
     await ws.prepare(request)
-    if len(calls) >= services.settings.max_calls:
-        logger.warning("call rejected: %d calls in progress, max_calls is %d", len(calls), services.settings.max_calls)
+    if len(calls) >= request.app[SETTINGS_KEY].max_calls:
+        logger.warning("call rejected: %d calls in progress, max_calls is %d", len(calls), request.app[SETTINGS_KEY].max_calls)
         await ws.close(code=CLOSE_TRY_AGAIN_LATER, message=b"at capacity (max_calls reached); retry later")
         return ws
     session = CallSession(ws, services)
@@ -55,7 +56,7 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
 async def healthz(request: web.Request) -> web.Response:
     calls = request.app[CALLS_KEY]
     services = request.app[SERVICES_KEY]
-    return web.json_response({"status": "ok", "calls": len(calls), "max_calls": services.settings.max_calls})
+    return web.json_response({"status": "ok", "calls": len(calls), "max_calls": request.app[SETTINGS_KEY].max_calls})
 
 
 async def call_record(request: web.Request) -> web.Response:
@@ -75,14 +76,16 @@ def _dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def create_app(services: Services) -> web.Application:
+def create_app(services: Services, settings: Settings | None = None) -> web.Application:
+    """Build the aiohttp app; `settings` defaults to the ones the services were loaded with."""
     app = web.Application()
     app[SERVICES_KEY] = services
     app[CALLS_KEY] = set()
     app.router.add_get("/media", media_stream)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/calls/{call_id}", call_record)
-    settings = services.settings
+    settings = settings or services.settings
+    app[SETTINGS_KEY] = settings
     if settings.console_users:
         add_console_routes(
             app,
@@ -99,7 +102,7 @@ async def running_server(settings: Settings, services: Services | None = None) -
     own_services = services is None
     if services is None:
         services = await load_services(settings)
-    app = create_app(services)
+    app = create_app(services, settings)
     sip_gateway = None
     if settings.sip_enabled:
         sip_gateway = await start_sip_gateway(services, SipSettings.from_env())

@@ -29,6 +29,7 @@ from voicebot.dialog.responder import DialogResponder
 from voicebot.dialog.state import DialogStateStore
 from voicebot.escalation import EscalationPolicy
 from voicebot.handoff.queue import HandoffQueue
+from voicebot.llm.runtime import LlmRuntime, start_llm_fallback
 from voicebot.prompts.bundle import PromptBundle
 from voicebot.prompts.store import PromptStore
 from voicebot.responder.escalating import EscalatingResponder
@@ -106,6 +107,7 @@ class Services:
     dialog_states: DialogStateStore
     banking: RedisBankingSimulator
     handoff_queue: HandoffQueue
+    llm: LlmRuntime | None = None
 
     def call_messages(self, centre: str) -> CentreMessages:
         """Return the current prompt version for a new call; the call keeps it to the end."""
@@ -115,6 +117,8 @@ class Services:
         return WebRTCVADAnalyzer()
 
     async def close(self) -> None:
+        if self.llm is not None:
+            await self.llm.close()
         await self.prompts.close()
         await self.handoff_queue.close()
         await self.dialog_states.close()
@@ -139,11 +143,23 @@ async def load_services(settings: Settings) -> Services:
     if settings.seed_banking_simulator:
         await banking.seed()
     dialog_states = DialogStateStore(url=settings.redis_url)
+    llm = await start_llm_fallback(
+        base_url=settings.llm_base_url,
+        api_key=settings.llm_api_key,
+        model_small=settings.llm_model_small,
+        model_large=settings.llm_model_large,
+        faq=faq,
+        redis_url=settings.redis_url,
+        threads=settings.llm_threads,
+        first_token_timeout_s=settings.llm_first_token_timeout_s,
+        idle_timeout_s=settings.llm_idle_timeout_s,
+        use_llm_below=settings.llm_use_below,
+    )
     dialog = DialogResponder(
         flows=flows,
         banking=banking,
         store=dialog_states,
-        fallback=faq,
+        fallback=llm.responder if llm is not None else faq,
         system_messages=messages,
         prompt_version=prompts.current().version,
     )
@@ -179,5 +195,6 @@ async def load_services(settings: Settings) -> Services:
         dialog_states=dialog_states,
         banking=banking,
         handoff_queue=handoff_queue,
+        llm=llm,
         turn_model=SmartTurnModel(session=load_smart_turn_session()),
     )

@@ -110,6 +110,11 @@ class WarmTransfer:
         cues = [cue for cue in info.reason.split(",") if cue]
         reasons = [Reason.from_code(cue) for cue in cues] or [Reason.from_code("human_request")]
         skill, priority = CUE_ROUTING.get(cues[0] if cues else "", DEFAULT_ROUTING)
+        decision = self._services.responder.last_decisions.get(info.call_id)
+        if decision is not None and decision.skill and decision.priority is not None:
+            # The policy file routes the call: its priority 1 is the most urgent, the
+            # queue's 9 is, so 1 maps to 9.
+            skill, priority = decision.skill, max(0, min(9, 10 - decision.priority))
         screen_pop = ScreenPop(
             summary=structured_summary(info, reasons),
             transcript=list(info.history),

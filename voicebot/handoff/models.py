@@ -36,6 +36,12 @@ REASON_LABELS: dict[str, str] = {
     "person_requested": "要求人工服务",
     "low_confidence": "机器人置信度低",
     "verification_failed": "身份验证失败",
+    # Escalation cues (dialogs/escalation.yaml), which warm transfer passes as reason codes.
+    "fraud": "疑似欺诈",
+    "human_request": "要求人工服务",
+    "emotion": "情绪激动",
+    "arousal": "语气激动",
+    "asr_failure": "多次未能识别",
 }
 
 # Slot names whose whole value is personal data. Other slot values go through mask_pii.

@@ -30,6 +30,7 @@ ASR_REPLACEMENTS: tuple[tuple[str, str, str], ...] = (
     ("帐", "账", "帐 is the old form of 账 in 账单, 账户, 对账 and 转账; the hotline never means a tent"),
     ("张单", "账单", "张单 is not a word; zhang4 dan1 misheard"),
     ("挂事", "挂失", "挂事 is not a word; gua4 shi1 misheard"),
+    ("年肺", "年费", "年肺 (a lung) never comes up on a card hotline; nian2 fei4 misheard"),
     ("挂湿", "挂失", "挂湿 is not a word"),
     ("倒刷", "盗刷", "倒刷 is not a word; dao4 shua1 misheard"),
     ("转员工", "转人工", "callers ask to 转人工 (transfer to a person); 转员工 is not a request"),
