@@ -96,6 +96,7 @@ class CallPipeline:
         )
         self._task: asyncio.Task[None] | None = None
         self._on_hang_up = on_hang_up
+        self._transcribe_transfers = settings.transcribe_transfers
         self.mode = "bot"  # "bot", "hold" (waiting for a rep) or "bridged" (talking to a rep)
         self._bridge: CallBridgeEndpoint | None = None
         self._system_turns = 100_000  # turn numbers of system speech, apart from the dialog's
@@ -108,9 +109,11 @@ class CallPipeline:
     async def push_audio(self, pcm: bytes) -> None:
         """Feed caller audio: 16-bit mono PCM at the input sample rate given at construction."""
         if self._bridge is not None:
-            # Talking to a rep: the caller's audio goes to the rep, not to the bot.
+            # Talking to a rep: the caller's audio goes to the rep. The bot only keeps
+            # transcribing it when the transcript continues during transfers.
             await self._bridge.send_caller_audio(pcm)
-            return
+            if not self.dialog.record_while_paused:
+                return
         if self._input_rate != PIPELINE_RATE:
             pcm = await self._resampler.resample(pcm, self._input_rate, PIPELINE_RATE)
         if pcm:
@@ -125,6 +128,7 @@ class CallPipeline:
             raise ValueError(f"invalid call mode {mode!r}; expected bot, hold or bridged")
         self.mode = mode
         self.dialog.paused = mode != "bot"
+        self.dialog.record_while_paused = mode == "bridged" and self._transcribe_transfers
         self.turn_detector.barge_in = mode == "bot"
         self._bridge = bridge if mode == "bridged" else None
         logger.info("call mode: %s", mode, extra=self._extra)

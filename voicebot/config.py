@@ -52,6 +52,8 @@ class Settings:
     llm_use_below: float = 0.80
     # Answer SIP calls too (settings from VOICEBOT_SIP_* variables; see docs/sip-gateway.md).
     sip_enabled: bool = False
+    # Keep transcribing the caller (into the call record) while a rep is on the line.
+    transcribe_transfers: bool = True
     # Seconds a caller waits in the handoff queue before the bot offers a callback.
     handoff_wait_timeout_s: float = 120.0
     tts_rate_wpm: int = 165

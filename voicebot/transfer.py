@@ -115,8 +115,17 @@ class WarmTransfer:
             # The policy file routes the call: its priority 1 is the most urgent, the
             # queue's 9 is, so 1 maps to 9.
             skill, priority = decision.skill, max(0, min(9, 10 - decision.priority))
+        summary = structured_summary(info, reasons)
+        if self._services.llm is not None:
+            try:
+                llm_summary = await asyncio.wait_for(self._services.llm.summarise_call(list(info.history)), 8.0)
+                if llm_summary:
+                    summary = llm_summary + "\n" + summary
+            except (asyncio.TimeoutError, VoicebotError) as e:
+                # The structured summary is enough; the rep must not wait for the LLM.
+                logger.warning("LLM call summary failed (%s); using the structured one", type(e).__name__, extra=self._extra)
         screen_pop = ScreenPop(
-            summary=structured_summary(info, reasons),
+            summary=summary,
             transcript=list(info.history),
             reasons=reasons,
             slots=dict(info.slots),

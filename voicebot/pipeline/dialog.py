@@ -83,6 +83,7 @@ class DialogProcessor(FrameProcessor):
         self._dtmf_task: asyncio.Task[None] | None = None
         self._last_turn_index = 0
         self.paused = False
+        self.record_while_paused = False
 
     @property
     def context(self) -> DialogContext:
@@ -98,8 +99,9 @@ class DialogProcessor(FrameProcessor):
                 await self._speak(reply, turn_index=0, speech_ended_at=0.0)
         elif isinstance(frame, CallerTranscriptFrame):
             if self.paused:
-                # On hold or talking to a rep: the bot does not answer.
-                logger.debug("turn ignored while the dialog is paused", extra={"call_id": self._context.call_id})
+                # On hold or talking to a rep: the bot does not answer, but the transcript may go on.
+                if self.record_while_paused:
+                    await self._record_caller_turn(frame, dtmf="")
                 return
             await self._on_transcript(frame)
         elif isinstance(frame, ReplyHeardFrame):
@@ -165,6 +167,28 @@ class DialogProcessor(FrameProcessor):
             dtmf=dtmf,
             audio=frame.audio,
         )
+        await self._record_caller_turn(frame, dtmf=dtmf, turn_index=turn_index)
+        started = time.time()
+        reply = await self._responder.respond(turn, self._context)
+        self._timings[turn_index] = {
+            "respond": _ms(time.time() - started),
+            "turn_detect": _ms(frame.end_of_turn_at - frame.speech_ended_at),
+            "asr": _ms(frame.transcribed_at - frame.end_of_turn_at),
+        }
+        logger.info(
+            "turn %d reply: kind=%s topic=%s confidence=%.2f",
+            turn_index,
+            reply.kind.value,
+            reply.topic,
+            reply.confidence,
+            extra={"call_id": call_id},
+        )
+        await self._speak(reply, turn_index=turn_index, speech_ended_at=frame.speech_ended_at)
+
+    async def _record_caller_turn(self, frame: CallerTranscriptFrame, *, dtmf: str, turn_index: int | None = None) -> None:
+        if turn_index is None:
+            self._last_turn_index += 1
+            turn_index = self._last_turn_index
         shown_text = frame.text if not dtmf else f"[DTMF {len(dtmf)} digits]"
         await self.push_frame(SidebandEventFrame(payload={"type": "user", "turn": turn_index, "text": shown_text}))
         await self._record(
@@ -183,22 +207,6 @@ class DialogProcessor(FrameProcessor):
             )
         )
         self._context.history.append(("caller", shown_text))
-        started = time.time()
-        reply = await self._responder.respond(turn, self._context)
-        self._timings[turn_index] = {
-            "respond": _ms(time.time() - started),
-            "turn_detect": _ms(frame.end_of_turn_at - frame.speech_ended_at),
-            "asr": _ms(frame.transcribed_at - frame.end_of_turn_at),
-        }
-        logger.info(
-            "turn %d reply: kind=%s topic=%s confidence=%.2f",
-            turn_index,
-            reply.kind.value,
-            reply.topic,
-            reply.confidence,
-            extra={"call_id": call_id},
-        )
-        await self._speak(reply, turn_index=turn_index, speech_ended_at=frame.speech_ended_at)
 
     async def _speak(self, reply: Reply, *, turn_index: int, speech_ended_at: float) -> None:
         event = {
