@@ -170,6 +170,7 @@ class CallSession:
             sink=sink,
             language=language,
             centre=centre,
+            caller=params.get("caller", ""),
             input_sample_rate=8000,
             on_handoff=on_handoff,
             on_hang_up=on_hang_up,

@@ -48,6 +48,7 @@ class CallPipeline:
         sink: AudioSink,
         language: str,
         centre: str = "default",
+        caller: str = "",
         input_sample_rate: int = 8000,
         on_handoff: HandoffCallback | None = None,
         on_hang_up: HangUpCallback | None = None,
@@ -71,7 +72,7 @@ class CallPipeline:
         self.dialog = DialogProcessor(
             responder=services.responder,
             messages=self.messages,
-            context=DialogContext(call_id=call_id, language=language, centre=centre),
+            context=DialogContext(call_id=call_id, language=language, centre=centre, caller=caller),
             store=services.store,
             on_handoff=on_handoff,
             on_hang_up=on_hang_up,
