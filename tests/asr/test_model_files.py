@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from voicebot import modelfiles
 from voicebot.asr import model_files
 from voicebot.asr.model_files import (
     WHISPER_BASE_SHA256,
@@ -87,7 +88,7 @@ def test_cached_model_reused_without_rehash(tmp_path: Path, monkeypatch: pytest.
     def fail_hash(path: Path) -> str:
         raise AssertionError(f"unexpected hash of {path}")
 
-    monkeypatch.setattr(model_files, "sha256_of_file", fail_hash)
+    monkeypatch.setattr(modelfiles, "sha256_of_file", fail_hash)
     ensure_embedded_whisper_base(tmp_path)
 
     assert (model_dir / "model.bin").stat().st_mtime_ns == mtime_before
