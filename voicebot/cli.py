@@ -41,7 +41,7 @@ def configure_logging(level: str) -> None:
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="TCP port (default 8080; 0 picks a free port)")
+    parser.add_argument("--port", type=int, help="TCP port (serve: default 8080; demo: a free port; 0 picks a free port)")
     parser.add_argument("--redis-url", help="Redis for call records (default redis://127.0.0.1:6379/0)")
     parser.add_argument(
         "--whisper-model",
@@ -96,7 +96,7 @@ async def _serve(settings: Settings) -> None:
         await stop.wait()
 
 
-async def _demo(settings: Settings, wavs: list[Path], out: Path, speed: float, as_json: bool) -> int:
+async def _demo(settings: Settings, wavs: list[Path], out: Path, speed: float, as_json: bool, language: str) -> int:
     from telephony.softphone import format_summary, place_call, print_event
     from voicebot.server import running_server
 
@@ -108,6 +108,7 @@ async def _demo(settings: Settings, wavs: list[Path], out: Path, speed: float, a
             [str(w) for w in wavs],
             out=str(out),
             speed=speed,
+            params={"language": language},
             on_event=lambda event: print_event(event, as_json=as_json),
         )
     if as_json:
@@ -140,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--out", type=Path, default=Path("out/demo-bot.wav"), help="where to write the bot audio")
     demo.add_argument("--speed", type=float, default=1.0, help="send caller audio N times faster than real time")
     demo.add_argument("--json", action="store_true", help="print one JSON object per line")
+    demo.add_argument("--language", choices=("zh", "yue"), default="zh", help="language of the call (default zh)")
 
     from voicebot.prompts.cli import add_prompts_commands, run_prompts_command
 
@@ -170,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        return asyncio.run(_demo(settings, wavs, args.out, args.speed, args.json))
+        return asyncio.run(_demo(settings, wavs, args.out, args.speed, args.json, args.language))
     except VoicebotError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -72,7 +72,7 @@ def load_smart_turn_session(*, threads: int = 1) -> ort.InferenceSession:
     if not path.is_file():
         raise ModelError(
             f"Smart Turn model {SMART_TURN_MODEL} not found in {SMART_TURN_PACKAGE}; "
-            "reinstall with: pip install 'pipecat-ai[local-smart-turn-v3]==1.14.0'"
+            "reinstall with: pip install 'pipecat-ai[silero]==1.14.0'"
         )
     options = ort.SessionOptions()
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from voicebot.config import REPO_ROOT, Settings
+from voicebot.handoff.queue import HandoffQueue
 from voicebot.server import running_server
 from voicebot.services import Services, load_services
 
@@ -37,6 +40,12 @@ def caller_manifest(callers_dir: Path) -> list[dict[str, str]]:
 async def services() -> AsyncIterator[Services]:
     """Every model loaded once for the whole test session, as the service does at start-up."""
     loaded = await load_services(Settings(port=0))
+    # A queue of its own, so a voicebot running beside the tests on the same Redis never
+    # offers its calls to the tests' reps or takes theirs.
+    queue = HandoffQueue(redis_url=loaded.settings.redis_url, key_prefix=f"voicebot-test-{uuid.uuid4().hex[:8]}:handoff:")
+    await queue.connect()
+    await loaded.handoff_queue.close()
+    loaded = dataclasses.replace(loaded, handoff_queue=queue)
     yield loaded
     await loaded.close()
 

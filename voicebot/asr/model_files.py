@@ -130,7 +130,7 @@ def main() -> int:
     except ModelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"Whisper base ready in {folder} (sha256 {WHISPER_BASE_SHA256[:12]}... verified)")
+    print(f"Whisper base ready in {folder} (sha256 {WHISPER_BASE_SHA256[:12]}... verified)", file=sys.stderr)
     return 0
 
 

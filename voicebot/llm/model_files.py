@@ -81,7 +81,7 @@ def main() -> int:
     except ModelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"Qwen2.5 0.5B instruct GGUF ready at {path} (sha256 {QWEN_GGUF_SHA256[:12]}... verified)")
+    print(f"Qwen2.5 0.5B instruct GGUF ready at {path} (sha256 {QWEN_GGUF_SHA256[:12]}... verified)", file=sys.stderr)
     return 0
 
 

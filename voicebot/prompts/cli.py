@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from voicebot.config import REPO_ROOT, Settings
+from voicebot.errors import KnowledgeBaseError
 from voicebot.prompts.bundle import load_bundle
 from voicebot.prompts.store import DEFAULT_KEY_PREFIX, PromptStore, VersionRecord
 from voicebot.responder.messages import DialogFileError
@@ -116,13 +117,45 @@ def run_prompts_command(args: argparse.Namespace) -> int:
     return asyncio.run(_run_with_store(args))
 
 
+def _check_dialog_files(dialogs_dir: Path, lang: str) -> list[str]:
+    """Validate the FAQ knowledge base and the escalation policy, which the bundle does not cover."""
+    from voicebot.escalation import EscalationPolicy
+    from voicebot.responder.faq import load_knowledge_base
+
+    errors: list[str] = []
+    checks = (
+        (dialogs_dir / "faq.yaml", lambda path: load_knowledge_base(path, lang=lang)),
+        (dialogs_dir / "escalation.yaml", lambda path: EscalationPolicy.from_file(path, lang=lang)),
+    )
+    for path, load in checks:
+        if not path.is_file():
+            continue
+        try:
+            load(path)
+        except KnowledgeBaseError as error:
+            problems = getattr(error, "problems", None)
+            if problems:
+                errors.extend(problem.describe(lang) for problem in problems)
+            else:
+                errors.append(str(error))
+    return errors
+
+
 def _check(args: argparse.Namespace) -> int:
+    dialog_errors = _check_dialog_files(Path(args.dialogs), args.lang)
     try:
         bundle = load_bundle(args.prompts, args.dialogs, lang=args.lang)
     except DialogFileError as error:
         for problem in error.problems:
             print(problem.describe(args.lang))
-        print(_say("check_failed", args.lang, count=len(error.problems)), file=sys.stderr)
+        for line in dialog_errors:
+            print(line)
+        print(_say("check_failed", args.lang, count=len(error.problems) + len(dialog_errors)), file=sys.stderr)
+        return 1
+    if dialog_errors:
+        for line in dialog_errors:
+            print(line)
+        print(_say("check_failed", args.lang, count=len(dialog_errors)), file=sys.stderr)
         return 1
     print(
         _say(
