@@ -112,8 +112,8 @@ class WarmTransfer:
         skill, priority = CUE_ROUTING.get(cues[0] if cues else "", DEFAULT_ROUTING)
         decision = self._services.responder.last_decisions.get(info.call_id)
         if decision is not None and decision.skill and decision.priority is not None:
-            # The policy file routes the call: its priority 1 is the most urgent, the
-            # queue's 9 is, so 1 maps to 9.
+            # The policy file routes the call. Its priorities run from 1 (most urgent)
+            # upwards, while the queue serves 9 first, so policy priority p becomes 10 - p.
             skill, priority = decision.skill, max(0, min(9, 10 - decision.priority))
         summary = structured_summary(info, reasons)
         if self._services.llm is not None:
@@ -170,7 +170,7 @@ class WarmTransfer:
             await self._stop_hold()
 
     async def close(self, reason: str) -> None:
-        """Stop the transfer because the call ended; the queue forgets the handoff."""
+        """Stop the transfer because the call ended, and cancel the handoff in the queue."""
         await self._stop_hold()
         await self._disconnect_rep()
         if self.handoff_id is not None:

@@ -28,7 +28,7 @@ class MessageSource(Protocol):
 
 
 class EscalatingResponder:
-    """Responder that asks the escalation policy first and the inner responder second."""
+    """Responder that consults the escalation policy first and the inner responder second."""
 
     def __init__(self, *, policy: EscalationPolicy, inner: Responder, messages: MessageSource) -> None:
         self._policy = policy
