@@ -21,7 +21,7 @@ from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.workers.runner import WorkerRunner
 
 from voicebot.pipeline.dialog import DialogProcessor, HandoffCallback, HangUpCallback
-from voicebot.pipeline.frames import BotReplyFrame, SentenceAudioFrame
+from voicebot.pipeline.frames import SentenceAudioFrame, SystemMessageFrame
 from voicebot.pipeline.output import AudioSink, PacedAudioOutput
 from voicebot.pipeline.recognition import TranscriptionProcessor
 from voicebot.pipeline.speech import SpeechSynthesisProcessor
@@ -138,9 +138,7 @@ class CallPipeline:
         """Speak a system message outside the dialog (hold, queue position); it is not a dialog turn."""
         self._system_turns += 1
         reply = Reply(text=text, kind=ReplyKind.ANSWER, confidence=1.0, topic="system")
-        await self._worker.queue_frame(
-            BotReplyFrame(reply=reply, turn_index=self._system_turns, language=self.dialog.context.language)
-        )
+        await self._worker.queue_frame(SystemMessageFrame(reply=reply, turn_index=self._system_turns))
 
     async def play(self, pcm16k: bytes) -> None:
         """Play 16 kHz PCM (hold music) after whatever is queued."""

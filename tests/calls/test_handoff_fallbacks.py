@@ -213,9 +213,6 @@ async def test_no_rep_accepts_bot_carries_on(no_rep_call: NoRepCall):
     assert [turn.kind for turn in no_rep_call.record.turns if turn.role == "bot"].count("handoff") == 1
 
 
-# NOTE: CallPipeline.speak() sends its BotReplyFrame past DialogProcessor, which emits
-# the `bot` event and writes the record, so system messages get neither.
-@pytest.mark.xfail(strict=True, reason="system messages (no_agent) get no bot event and no call-record turn")
 async def test_no_agent_message_is_a_bot_turn(no_rep_call: NoRepCall):
     """The no_agent message reaches the sideband as a `bot` event and the call record as a bot turn."""
     bot_texts = [m.get("text") for m in no_rep_call.received if m.get("type") == "bot"]

@@ -22,6 +22,7 @@ from voicebot.pipeline.frames import (
     CallerTranscriptFrame,
     ReplyHeardFrame,
     SidebandEventFrame,
+    SystemMessageFrame,
 )
 from voicebot.responder.base import CallerTurn, DialogContext, Reply, Responder, ReplyKind
 from voicebot.responder.messages import Messages
@@ -111,6 +112,8 @@ class DialogProcessor(FrameProcessor):
             await self.push_frame(frame, direction)
             if self._bot_turns:
                 self.create_task(self._settle_unplayed_replies(list(self._bot_turns)), name="settle-unplayed-replies")
+        elif isinstance(frame, SystemMessageFrame) and frame.reply is not None:
+            await self._speak(frame.reply, turn_index=frame.turn_index, speech_ended_at=0.0)
         elif isinstance(frame, InputDTMFFrame):
             await self._on_dtmf(str(frame.button.value))
         else:

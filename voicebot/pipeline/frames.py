@@ -87,3 +87,11 @@ class SidebandEventFrame(SystemFrame):
     """An event for a test client that asked for the voicebot sideband (transcripts, replies)."""
 
     payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SystemMessageFrame(DataFrame):
+    """A message the call speaks outside the dialog (queue position, no rep); the dialog records it as a bot turn."""
+
+    reply: Reply | None = None
+    turn_index: int = 0
