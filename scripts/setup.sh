@@ -11,16 +11,25 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 fi
 
 # espeak-ng speaks the replies (voices cmn, yue); sox converts audio in examples.
-missing=()
-command -v espeak-ng >/dev/null || missing+=(espeak-ng)
-command -v sox >/dev/null || missing+=(sox)
-if [ ${#missing[@]} -gt 0 ]; then
+required=()
+command -v espeak-ng >/dev/null || required+=(espeak-ng)
+command -v sox >/dev/null || required+=(sox)
+# Only the tests use these: sipp and tshark (SIP peer, RTP capture), Chromium and CJK fonts
+# (rep console). Their tests skip with a message when they are missing.
+optional=()
+command -v sipp >/dev/null || optional+=(sip-tester)
+command -v tshark >/dev/null || optional+=(tshark)
+command -v chromium >/dev/null || optional+=(chromium)
+[ -d /usr/share/fonts/opentype/noto ] || optional+=(fonts-noto-cjk)
+if [ $((${#required[@]} + ${#optional[@]})) -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "setup: installing ${missing[*]} with apt-get"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    echo "setup: missing ${missing[*]}; install them (Debian/Ubuntu: sudo apt-get install ${missing[*]})" >&2
+    echo "setup: installing ${required[*]} ${optional[*]} with apt-get"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${required[@]}" "${optional[@]}" >/dev/null
+  elif [ ${#required[@]} -gt 0 ]; then
+    echo "setup: missing ${required[*]}; install them (Debian/Ubuntu: sudo apt-get install ${required[*]})" >&2
     exit 1
+  else
+    echo "setup: for the SIP and console tests also install: sudo apt-get install ${optional[*]}" >&2
   fi
 fi
 
