@@ -259,6 +259,11 @@ class DialogProcessor(FrameProcessor):
             "heard_text": frame.heard_text,
             "ended_at": time.time(),
         }
+        streamed = self._replies.get(frame.turn_index)
+        if streamed is not None and streamed.sentences is not None and not frame.interrupted:
+            # A streamed (LLM) reply was recorded with its first sentence; the whole answer
+            # is known once it has played.
+            fields["text"] = frame.heard_text
         latency = dict(self._timings.pop(frame.turn_index, {}))
         if frame.first_audio_at and speech_ended_at:
             # End of the caller's speech to the first bot audio sent on the stream.
