@@ -35,7 +35,7 @@ DTMF_INTERDIGIT_TIMEOUT_S = 2.0
 
 @dataclass(frozen=True)
 class HandoffRequestInfo:
-    """What the transport needs to hand a call to a person, after the transfer message was heard."""
+    """Details a transport needs to hand a call to a person, once the transfer message was heard."""
 
     call_id: str
     reason: str
