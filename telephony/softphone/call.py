@@ -1,45 +1,22 @@
-"""Test softphone for voicebot's media-stream endpoint (`voicebot call`).
-
-The softphone plays the telephony side of a Twilio Media Stream. It sends `connected` and
-`start`, then one 20 ms G.711 mu-law frame per 20 ms for the whole call, and finally `stop`.
-The frames carry caller audio from WAV files, or mu-law silence between them. It plays the
-bot's audio on a simulated playout clock that drains 8000 samples per second in real time,
-and echoes each `mark` once the playout reaches it, as Twilio does.
-
-It opts into voicebot's sideband with the custom parameter `voicebot_events=1`. The service
-then also sends JSON text messages with `"event": "voicebot"` (call id, transcripts, bot
-replies, handoff, end of reply, errors), which the softphone prints and uses to know when a
-reply is over.
-
-Exit codes of `voicebot call`: 0 call completed, 2 invalid input (WAV file or --out path),
-3 service unreachable, 4 protocol error or unexpected close, 5 no reply within
---turn-timeout.
+"""Call driver of the test softphone: connects to the media stream, streams the caller's
+turns, plays the bot's audio and follows the voicebot sideband to know when a reply is over.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import logging
 import math
 import secrets
-import sys
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import soundfile
-import soxr
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from telephony.g711 import mulaw_to_pcm, pcm_to_mulaw
 from telephony.mediastream import (
-    TELEPHONE_SAMPLE_RATE,
     Clear,
     PlayMark,
     PlayMedia,
@@ -51,20 +28,19 @@ from telephony.mediastream import (
     start_message,
     stop_message,
 )
-from voicebot.errors import AudioError, ConfigError, ProtocolError, UpstreamError, VoicebotError
+from telephony.softphone.audio import (
+    FRAME_MS,
+    MULAW_SILENCE,
+    CallerClip,
+    PlayoutBuffer,
+    check_out_path,
+    load_caller_clip,
+    write_played_audio,
+)
+from telephony.softphone.summary import CallSummary, EventCallback, TurnResult
+from voicebot.errors import ConfigError, ProtocolError, UpstreamError, VoicebotError
 
 logger = logging.getLogger(__name__)
-
-FRAME_MS = 20
-FRAME_SAMPLES = TELEPHONE_SAMPLE_RATE * FRAME_MS // 1000  # 160 samples, one byte each in mu-law
-MULAW_SILENCE = b"\xff" * FRAME_SAMPLES  # mu-law code of PCM 0
-
-# A frame counts as voiced when its RMS is within this many dB of the clip's loudest frame.
-# In the recorded caller sentences of the test set, the last syllable measures -21 to -39 dB
-# and the trailing pause below -40 dB (mostly digital silence, below -100 dB).
-VOICED_THRESHOLD_DB = 40.0
-# A clip whose loudest frame is below this RMS (-80 dBFS, full scale 1.0) has no speech.
-MIN_SPEECH_RMS = 1e-4
 
 # Bound of the playout buffer. A service that paces its audio in real time keeps it below a
 # few seconds, so this much buffered audio means the service does not pace its output.
@@ -74,214 +50,9 @@ MAX_BUFFERED_AUDIO_S = 600.0
 # so that it can echo the mark before hanging up.
 REPLY_MARK_GRACE_S = 1.0
 
-EXIT_OK = 0
-EXIT_INVALID_INPUT = 2
-EXIT_UNREACHABLE = 3
-EXIT_PROTOCOL = 4
-EXIT_TURN_TIMEOUT = 5
-
 
 class ServiceUnreachableError(UpstreamError):
     """The media-stream URL cannot be reached or does not accept a WebSocket."""
-
-
-@dataclass(frozen=True)
-class CallerClip:
-    """One caller turn as 8 kHz mu-law frames."""
-
-    path: Path
-    frames: tuple[bytes, ...]
-    last_voiced_frame: int  # index of the last frame that counts as speech
-
-
-def last_voiced_frame_index(pcm: np.ndarray, *, threshold_db: float = VOICED_THRESHOLD_DB) -> int:
-    """Return the index of the last 20 ms frame whose RMS is within threshold_db of the peak frame.
-
-    `pcm` contains float samples at 8 kHz. A clip without speech returns its last frame index,
-    so the whole clip counts as the caller's turn.
-    """
-    frame_count = max(1, math.ceil(len(pcm) / FRAME_SAMPLES))
-    padded = np.zeros(frame_count * FRAME_SAMPLES, dtype=np.float64)
-    padded[: len(pcm)] = pcm
-    rms = np.sqrt(np.mean(padded.reshape(frame_count, FRAME_SAMPLES) ** 2, axis=1))
-    peak = float(rms.max())
-    if peak < MIN_SPEECH_RMS:
-        return frame_count - 1
-    voiced = np.flatnonzero(rms >= peak * 10 ** (-threshold_db / 20))
-    return int(voiced[-1])
-
-
-def load_caller_clip(path: str | Path) -> CallerClip:
-    """Read a WAV file of any rate and sample format and convert it to 8 kHz mu-law frames.
-
-    Raises AudioError naming the file and the reason when it is missing or unreadable.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(f"caller audio {path} not found; pass an existing WAV file with --wav")
-    if path.is_dir():
-        raise AudioError(f"caller audio {path} is a directory; pass a WAV file with --wav")
-    try:
-        samples, sample_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
-        raise AudioError(f"caller audio {path} cannot be read as a sound file ({e}); pass a WAV file") from e
-    if samples.shape[0] == 0:
-        raise AudioError(f"caller audio {path} contains no samples; pass a WAV file with speech")
-
-    mono = samples.mean(axis=1)
-    if sample_rate != TELEPHONE_SAMPLE_RATE:
-        mono = soxr.resample(mono, sample_rate, TELEPHONE_SAMPLE_RATE, quality="HQ")
-    mono = np.clip(mono, -1.0, 1.0)
-    pcm = np.round(mono * 32767).astype("<i2").tobytes()
-    payload = pcm_to_mulaw(pcm)
-
-    frame_count = max(1, math.ceil(len(payload) / FRAME_SAMPLES))
-    payload = payload.ljust(frame_count * FRAME_SAMPLES, MULAW_SILENCE[:1])
-    frames = tuple(payload[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES] for i in range(frame_count))
-    return CallerClip(path=path, frames=frames, last_voiced_frame=last_voiced_frame_index(mono))
-
-
-class PlayoutBuffer:
-    """Simulated playout of the bot's audio: a queue of mu-law audio and marks that drains in real time.
-
-    Pure state machine: every method takes the current time in seconds (any monotonic clock)
-    and returns the names of the marks that playout has reached, in order, for the caller
-    to echo. Audio played is appended to `played` (mu-law bytes).
-    """
-
-    def __init__(self, *, sample_rate_hz: int = TELEPHONE_SAMPLE_RATE) -> None:
-        self.sample_rate_hz = sample_rate_hz
-        self.played = bytearray()
-        self._queue: deque[bytes | PlayMark] = deque()
-        self._buffered_samples = 0
-        # Start of the current busy period (audio or marks queued) and the samples played since.
-        # Counting from a fixed origin keeps float rounding from accumulating.
-        self._origin_s = 0.0
-        self._played_since_origin = 0
-
-    @property
-    def buffered_samples(self) -> int:
-        return self._buffered_samples
-
-    @property
-    def idle(self) -> bool:
-        """True when no audio or mark is waiting to be played."""
-        return not self._queue
-
-    def remaining_s(self) -> float:
-        """Seconds of audio buffered and not yet played."""
-        return self._buffered_samples / self.sample_rate_hz
-
-    def advance(self, now_s: float) -> list[str]:
-        """Play the audio due by now_s and return the marks reached."""
-        if not self._queue:
-            # The line is idle, so time spent idle is not credited to audio that arrives later.
-            self._origin_s = now_s
-            self._played_since_origin = 0
-            return []
-        # The 1e-6 keeps a time that is an exact number of samples from rounding one sample short.
-        due_samples = int(max(0.0, now_s - self._origin_s) * self.sample_rate_hz + 1e-6)
-        budget = max(0, due_samples - self._played_since_origin)
-
-        reached: list[str] = []
-        while self._queue:
-            head = self._queue[0]
-            if isinstance(head, PlayMark):
-                reached.append(head.name)
-                self._queue.popleft()
-                continue
-            if budget == 0:
-                break
-            take = min(budget, len(head))
-            self.played += head[:take]
-            self._buffered_samples -= take
-            self._played_since_origin += take
-            budget -= take
-            if take == len(head):
-                self._queue.popleft()
-            else:
-                self._queue[0] = head[take:]
-        return reached
-
-    def push_media(self, payload: bytes, now_s: float) -> list[str]:
-        """Queue received audio behind the buffered audio and return the marks reached before it arrived."""
-        reached = self.advance(now_s)
-        if payload:
-            self._queue.append(payload)
-            self._buffered_samples += len(payload)
-        return reached
-
-    def push_mark(self, name: str, now_s: float) -> list[str]:
-        """Queue a mark behind the buffered audio. With nothing buffered, the mark is reached at once."""
-        reached = self.advance(now_s)
-        self._queue.append(PlayMark(name))
-        return reached + self.advance(now_s)
-
-    def clear(self, now_s: float) -> list[str]:
-        """Drop the unplayed audio and return every pending mark, as Twilio does on `clear`."""
-        reached = self.advance(now_s)
-        reached += [item.name for item in self._queue if isinstance(item, PlayMark)]
-        self._queue.clear()
-        self._buffered_samples = 0
-        return reached
-
-
-@dataclass
-class TurnResult:
-    """One caller turn and the bot's reply to it."""
-
-    wav: Path
-    user_text: str | None = None
-    bot_texts: list[str] = field(default_factory=list)
-    latency_ms: float | None = None  # end of caller speech to the first bot audio received
-    barged_in: bool = False  # the next WAV started before this reply was done
-    cleared: bool = False  # the service sent `clear` while this reply was playing
-    speech_end_s: float | None = None
-    first_audio_s: float | None = None
-
-
-@dataclass
-class CallSummary:
-    """Outcome of one call placed by `place_call`."""
-
-    url: str
-    stream_sid: str
-    call_sid: str
-    call_id: str | None = None
-    greeting_texts: list[str] = field(default_factory=list)
-    turns: list[TurnResult] = field(default_factory=list)
-    handoff_reason: str | None = None
-    timed_out: bool = False  # True when no reply came within the turn timeout and the softphone hung up
-    clears: int = 0
-    marks_echoed: list[str] = field(default_factory=list)
-    played_mulaw: bytes = b""  # bot audio as played, concatenated without the gaps between replies
-
-    @property
-    def latencies_ms(self) -> list[float]:
-        return [turn.latency_ms for turn in self.turns if turn.latency_ms is not None]
-
-    def latency_stats_ms(self) -> dict[str, float | None]:
-        """p50, p95 and max of the per-turn latency in ms (None without a measured turn)."""
-        values = self.latencies_ms
-        if not values:
-            return {"p50": None, "p95": None, "max": None}
-        return {
-            "p50": round(float(np.percentile(values, 50)), 1),
-            "p95": round(float(np.percentile(values, 95)), 1),
-            "max": round(max(values), 1),
-        }
-
-    def summary_event(self) -> dict[str, Any]:
-        """Build the `summary` JSON line of `voicebot call --json`."""
-        return {
-            "event": "summary",
-            "call_id": self.call_id,
-            "turns": len(self.turns),
-            "latency_ms": self.latency_stats_ms(),
-        }
-
-
-EventCallback = Callable[[dict[str, Any]], None]
 
 
 class _Call:
@@ -645,22 +416,6 @@ async def _open(url: str, *, open_timeout_s: float) -> ClientConnection:
         raise ServiceUnreachableError(f"cannot connect to {url} ({e.strerror or e}); {fix}") from e
 
 
-def _check_out_path(out: str | Path | None) -> Path | None:
-    if out is None:
-        return None
-    out = Path(out)
-    if out.is_dir():
-        raise AudioError(f"--out {out} is a directory; pass a WAV file path")
-    if not out.parent.is_dir():
-        raise AudioError(f"--out {out}: directory {out.parent} not found; create it or choose another path")
-    return out
-
-
-def write_played_audio(path: str | Path, mulaw: bytes) -> None:
-    """Write mu-law bot audio as an 8 kHz 16-bit mono WAV file."""
-    pcm = np.frombuffer(mulaw_to_pcm(mulaw), dtype="<i2")
-    soundfile.write(str(path), pcm, TELEPHONE_SAMPLE_RATE, subtype="PCM_16")
-
 
 async def place_call(
     url: str,
@@ -694,7 +449,7 @@ async def place_call(
         raise ConfigError(f"turn timeout must be a positive number of seconds, got {turn_timeout_s}")
     if barge_in_after_s is not None and barge_in_after_s < 0:
         raise ConfigError(f"barge_in_after_s must be 0 or more seconds, got {barge_in_after_s}")
-    out_path = _check_out_path(out)
+    out_path = check_out_path(out)
     clips = [load_caller_clip(path) for path in wavs]
 
     custom_parameters = dict(params or {})
@@ -740,165 +495,3 @@ async def place_call(
         write_played_audio(out_path, summary.played_mulaw)
     return summary
 
-
-# Command line.
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
-    return value
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
-    return key, value
-
-
-def add_call_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the arguments of `voicebot call` to parser."""
-    parser.add_argument("url", metavar="URL", help="media-stream URL of the service, e.g. ws://127.0.0.1:8080/media")
-    parser.add_argument(
-        "--wav",
-        dest="wavs",
-        metavar="FILE",
-        action="append",
-        required=True,
-        help="WAV file spoken as one caller turn (any rate, mono or stereo); repeat for more turns",
-    )
-    parser.add_argument(
-        "--out",
-        metavar="BOT.wav",
-        help="write the bot audio as played to an 8 kHz 16-bit mono WAV file: the replies back to back, "
-        "without the silence between them, and without audio dropped by `clear`",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object per line instead of text")
-    parser.add_argument(
-        "--speed",
-        type=_positive_float,
-        default=1.0,
-        metavar="N",
-        help="run the caller-side clock N times faster than real time (default 1); bot audio plays in real time",
-    )
-    parser.add_argument(
-        "--param",
-        dest="params",
-        metavar="KEY=VALUE",
-        type=_key_value,
-        action="append",
-        default=[],
-        help="custom parameter sent in `start`; repeatable",
-    )
-    parser.add_argument(
-        "--turn-timeout",
-        dest="turn_timeout",
-        type=_positive_float,
-        default=30.0,
-        metavar="SECONDS",
-        help="hang up when the service sends nothing for this many seconds while a reply is due (default 30)",
-    )
-    parser.add_argument(
-        "--language",
-        choices=("zh", "yue"),
-        help="language of the call, sent as the custom parameter `language` (overrides --param language=)",
-    )
-
-
-def print_event(event: dict[str, Any], *, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(event, ensure_ascii=False), flush=True)
-        return
-    kind = event["event"]
-    if kind == "user":
-        print(f"caller: {event['text']}", flush=True)
-    elif kind == "bot":
-        confidence = event.get("confidence")
-        label = f"bot ({float(confidence):.2f})" if isinstance(confidence, (int, float)) else "bot"
-        print(f"{label}: {event['text']}", flush=True)
-    elif kind == "handoff":
-        print(f"handoff: {event['reason']}", flush=True)
-
-
-def format_summary(summary: CallSummary) -> str:
-    stats = summary.latency_stats_ms()
-    if stats["max"] is None:
-        latency = "latency not measured"
-    else:
-        latency = f"latency p50 {stats['p50']:.0f} ms, p95 {stats['p95']:.0f} ms, max {stats['max']:.0f} ms"
-    text = f"call {summary.call_id or summary.call_sid}: {len(summary.turns)} caller turn(s), {latency}"
-    if summary.handoff_reason is not None:
-        text += ", handed off"
-    if summary.clears:
-        text += f", {summary.clears} clear(s)"
-    return text
-
-
-def run_call_command(args: argparse.Namespace) -> int:
-    """Run `voicebot call` with parsed arguments and return the process exit code."""
-    params = dict(args.params)
-    if args.language:
-        params["language"] = args.language
-
-    def on_event(event: dict[str, Any]) -> None:
-        print_event(event, as_json=args.json)
-
-    try:
-        summary = asyncio.run(
-            place_call(
-                args.url,
-                args.wavs,
-                out=args.out,
-                speed=args.speed,
-                params=params,
-                turn_timeout_s=args.turn_timeout,
-                on_event=on_event,
-            )
-        )
-    except (AudioError, ConfigError, ServiceUnreachableError, ProtocolError) as e:
-        print(f"voicebot call: {e}", file=sys.stderr)
-        if isinstance(e, ServiceUnreachableError):
-            return EXIT_UNREACHABLE
-        return EXIT_PROTOCOL if isinstance(e, ProtocolError) else EXIT_INVALID_INPUT
-    except KeyboardInterrupt:
-        print("voicebot call: interrupted; the call was not completed", file=sys.stderr)
-        return 130
-
-    if args.json:
-        print(json.dumps(summary.summary_event(), ensure_ascii=False), flush=True)
-    else:
-        print(format_summary(summary), flush=True)
-    if summary.timed_out:
-        if summary.turns:
-            what = f"reply to caller turn {len(summary.turns)} ({summary.turns[-1].wav})"
-        else:
-            what = "greeting"
-        print(
-            f"voicebot call: no {what} within {args.turn_timeout} s; hung up. "
-            "Check the service log, or raise --turn-timeout.",
-            file=sys.stderr,
-        )
-        return EXIT_TURN_TIMEOUT
-    return EXIT_OK
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `python -m telephony.softphone`, the same as `voicebot call`."""
-    parser = argparse.ArgumentParser(
-        prog="voicebot call",
-        description="Call a voicebot media-stream endpoint as a test softphone.",
-        epilog="Exit codes: 0 done, 2 invalid input, 3 service unreachable, 4 protocol error, 5 no reply in time.",
-    )
-    add_call_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return run_call_command(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
