@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from telephony.g711 import mulaw_to_pcm, pcm_to_mulaw
 from telephony.mediastream import (
+    Dtmf,
     Mark,
     Media,
     MediaStreamParser,
@@ -34,6 +35,8 @@ from telephony.mediastream import (
 )
 from telephony.softphone import (
     FRAME_SAMPLES,
+    KEY_PRESS_INTERVAL_S,
+    KeyPresses,
     PlayoutBuffer,
     add_call_arguments,
     last_voiced_frame_index,
@@ -41,7 +44,7 @@ from telephony.softphone import (
     place_call,
     run_call_command,
 )
-from voicebot.errors import AudioError, ProtocolError
+from voicebot.errors import AudioError, ConfigError, ProtocolError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -109,6 +112,9 @@ class FakeService:
     marks_sent: dict[str, float] = field(default_factory=dict)
     mark_echoes: list[tuple[str, float]] = field(default_factory=list)
     clear_sent_s: list[float] = field(default_factory=list)
+    # Keypad keys received, each with the number of media frames received before it.
+    keys: list[tuple[str, int]] = field(default_factory=list)
+    turn_kinds: list[str] = field(default_factory=list)  # "speech" or "keys", in the order the turns ended
 
     async def handle(self, ws: ServerConnection) -> None:
         self.connections += 1
@@ -132,6 +138,14 @@ class FakeService:
                 elif isinstance(event, Stop):
                     self.stopped = True
                     break
+                elif isinstance(event, Dtmf):
+                    # Like the real service, `#` ends a keypad entry.
+                    self.keys.append((event.digit, self.frames))
+                    if event.digit == "#":
+                        self.caller_turns += 1
+                        self.turn_kinds.append("keys")
+                        if self.script.answer_turns:
+                            replying = asyncio.create_task(self.reply(ws, self.caller_turns))
                 elif isinstance(event, Media):
                     self.frames += 1
                     pcm = np.frombuffer(mulaw_to_pcm(event.payload), dtype="<i2").astype(np.float64)
@@ -150,6 +164,7 @@ class FakeService:
                         continue
                     voiced_frames = 0
                     self.caller_turns += 1
+                    self.turn_kinds.append("speech")
                     if self.script.close_after_turn == self.caller_turns:
                         await ws.close(1011, "fake service failure")
                         return
@@ -324,6 +339,73 @@ def test_playout_clear_drops_audio_and_returns_marks() -> None:
     assert len(playout.played) == 2000
     assert playout.idle
     assert playout.remaining_s() == 0.0
+
+
+# Command line: --wav and --keys.
+
+
+def test_wav_and_keys_keep_command_line_order() -> None:
+    """--wav and --keys append to one list of caller turns in command-line order."""
+    args = call_args(
+        "ws://127.0.0.1:1/media", "--wav", "flow_lost_card.wav", "--keys", "6288#", "--wav", "confirm_yes.wav",
+        "--keys", "*0", "--keys", "ABCD",
+    )  # fmt: skip
+
+    assert args.steps == [
+        "flow_lost_card.wav",
+        KeyPresses("6288#"),
+        "confirm_yes.wav",
+        KeyPresses("*0"),
+        KeyPresses("ABCD"),
+    ]
+
+
+def test_keys_may_come_first() -> None:
+    """--keys before any --wav is the first caller turn after the greeting."""
+    args = call_args("ws://127.0.0.1:1/media", "--keys", "1#", "--wav", "a.wav")
+
+    assert args.steps == [KeyPresses("1#"), "a.wav"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("62x8#", "invalid keys '62x8#': 'x' is not a keypad key;"),
+        ("6288e", "'e' is not a keypad key;"),
+        ("12 3", "' ' is not a keypad key;"),
+        ("a", "'a' is not a keypad key (upper case);"),
+        ("", "no keys given;"),
+    ],
+    ids=["letter", "trailing-letter", "space", "lower-case", "empty"],
+)
+def test_invalid_keys_exit_2_with_fix(value: str, expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """An invalid --keys value is a usage error that names the value and the keys allowed."""
+    with pytest.raises(SystemExit) as exit_info:
+        call_args("ws://127.0.0.1:1/media", "--keys", value)
+
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "argument --keys:" in err
+    assert expected in err
+    assert "write only the keypad keys 0-9, *, # and A-D, e.g. --keys 6288#" in err
+
+
+def test_key_presses_reject_invalid_keys() -> None:
+    """KeyPresses, the place_call form of --keys, raises ConfigError on a key outside 0-9, *, #, A-D."""
+    with pytest.raises(ConfigError, match="'7x'.*'x' is not a keypad key"):
+        KeyPresses("7x")
+
+    assert KeyPresses("0123456789*#ABCD").keys == "0123456789*#ABCD"
+
+
+def test_call_without_turns_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """Neither --wav nor --keys is an error that names both options, before any connection."""
+    code = run_call_command(call_args("ws://127.0.0.1:1/media"))
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "no caller turn given" in err
+    assert "--wav FILE or --keys DIGITS" in err
 
 
 # Calls against the fake service.
@@ -600,3 +682,80 @@ async def test_module_runs_as_script(tmp_path: Path) -> None:
     lines = json_lines(stdout.decode())
     assert lines[-1]["event"] == "summary"
     assert lines[-1]["turns"] == 1
+
+
+# Keypad presses against the fake service.
+
+
+async def test_keys_between_wavs_json_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--wav, --keys, --wav is three caller turns in that order, and --json shows the keys as a caller step."""
+    first = write_caller_wav(tmp_path / "first.wav")
+    last = write_caller_wav(tmp_path / "last.wav")
+
+    async with fake_service() as service:
+        code = await run_cli(
+            service.url, "--wav", str(first), "--keys", "6288#", "--wav", str(last), "--json", "--speed", "4"
+        )
+
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.err == ""
+    lines = json_lines(captured.out)
+    events = [line["event"] for line in lines]
+    assert events == ["bot", "user", "bot", "keys", "user", "bot", "user", "bot", "summary"]
+    assert lines[3] == {"event": "keys", "digits": "6288#"}
+    assert lines[5]["text"] == "回答2"
+    assert lines[-1]["turns"] == 3
+    assert service.turn_kinds == ["speech", "keys", "speech"]
+    assert "".join(key for key, _ in service.keys) == "6288#"
+    assert service.stopped
+
+
+async def test_keys_first_after_greeting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--keys as the first turn is pressed after the greeting, and the text transcript shows it."""
+    wav = write_caller_wav(tmp_path / "caller.wav")
+
+    async with fake_service() as service:
+        code = await run_cli(service.url, "--keys", "1#", "--wav", str(wav), "--speed", "4")
+
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0] == "bot (0.93): 回答0"
+    assert out[1] == "caller keys: 1#"
+    assert out[2] == "caller: 来电第1句"
+    assert out[3] == "bot (0.93): 回答1"
+    assert out[-1].startswith("call call-test: 2 caller turn(s), latency p50 ")
+    assert service.turn_kinds == ["keys", "speech"]
+    assert service.mark_echoes[0][0] == "reply-0"
+
+
+async def test_key_presses_spaced_on_caller_clock() -> None:
+    """Presses are KEY_PRESS_INTERVAL_S apart on the caller clock: the line keeps sending frames between them."""
+    async with fake_service() as service:
+        summary = await place_call(service.url, [KeyPresses("6288#")], speed=4)
+
+    turn = summary.turns[0]
+    assert turn.keys == "6288#"
+    assert turn.wav is None
+    assert turn.user_text == "来电第1句"
+    assert turn.bot_texts == ["回答1"]
+    assert turn.latency_ms is not None
+    keys = [key for key, _ in service.keys]
+    assert keys == ["6", "2", "8", "8", "#"]
+    frames_between = [later - earlier for (_, earlier), (_, later) in zip(service.keys, service.keys[1:])]
+    expected_frames = KEY_PRESS_INTERVAL_S / FRAME_S  # 17.5 frames of 20 ms per gap
+    # A stalled event loop skips frames instead of sending a burst, so the bound is loose.
+    assert all(count >= 1 for count in frames_between), frames_between
+    assert sum(frames_between) >= 2 * expected_frames, frames_between
+
+
+async def test_no_reply_to_keys_names_them(capsys: pytest.CaptureFixture[str]) -> None:
+    """A key turn without a reply exits with code 5 and names the keys in the message."""
+    async with fake_service(Script(answer_turns=False)) as service:
+        code = await run_cli(service.url, "--keys", "12#", "--speed", "4", "--turn-timeout", "1")
+
+    captured = capsys.readouterr()
+    assert code == 5
+    assert "no reply to caller turn 1 (keys 12#) within 1.0 s" in captured.err
+    assert service.keys[-1][0] == "#"
+    assert service.stopped

@@ -132,7 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from telephony.softphone import add_call_arguments, run_call_command
 
-    call = commands.add_parser("call", help="place a test call with WAV files as the caller's turns")
+    call = commands.add_parser(
+        "call", help="place a test call with WAV files and keypad presses (--keys) as the caller's turns"
+    )
     add_call_arguments(call)
 
     demo = commands.add_parser("demo", help="start the service on 127.0.0.1 and place a call with caller clips")

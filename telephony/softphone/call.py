@@ -22,6 +22,7 @@ from telephony.mediastream import (
     PlayMedia,
     connected_message,
     decode_message,
+    dtmf_message,
     inbound_media_message,
     mark_message,
     parse_outbound,
@@ -37,6 +38,7 @@ from telephony.softphone.audio import (
     load_caller_clip,
     write_played_audio,
 )
+from telephony.softphone.steps import KEY_PRESS_INTERVAL_S, CallerStep, KeyPresses
 from telephony.softphone.summary import CallSummary, EventCallback, TurnResult
 from voicebot.errors import ConfigError, ProtocolError, UpstreamError, VoicebotError
 
@@ -270,6 +272,24 @@ class _Call:
 
     # The turn script.
 
+    async def press_keys(self, keys: str, turn: TurnResult) -> None:
+        """Send one `dtmf` event per key, KEY_PRESS_INTERVAL_S apart on the caller-side clock."""
+        self.current_turn = turn
+        # Emitted before the first press, so it always comes before the service's reply to the keys.
+        self.emit({"event": "keys", "digits": keys})
+        interval_s = KEY_PRESS_INTERVAL_S / self.speed
+        for index, key in enumerate(keys):
+            if index > 0:
+                await asyncio.sleep(interval_s)
+            if self.closed_by_service:
+                return
+            message = dtmf_message(self.summary.stream_sid, key, sequence_number=self.next_sequence_number())
+            try:
+                await self.ws.send(message)
+            except ConnectionClosed:
+                return  # the receiver gets the same close and decides whether it was expected
+        turn.speech_end_s = self.loop.time()
+
     async def speak(self, clip: CallerClip, turn: TurnResult) -> None:
         self.clip_position = 0
         self.current_turn = turn
@@ -322,28 +342,35 @@ class _Call:
             except TimeoutError:
                 pass
 
-    async def conduct(self, clips: Sequence[CallerClip], *, barge_in_after_s: float | None) -> None:
+    async def conduct(self, steps: Sequence[CallerClip | KeyPresses], *, barge_in_after_s: float | None) -> None:
         extra = {"call_sid": self.summary.call_sid, "stream_sid": self.summary.stream_sid}
         if not await self.await_reply(-1, turn=None, barge_in_after_s=None, since_s=self.loop.time()):
             logger.warning("no greeting within %s s; hanging up", self.turn_timeout_s, extra=extra)
             self.summary.timed_out = True
             return
 
-        for index, clip in enumerate(clips):
+        for index, step in enumerate(steps):
             if self.summary.handoff_reason is not None or self.closed_by_service:
                 logger.info(
                     "call handed off or closed by the service; %d caller turn(s) not sent",
-                    len(clips) - index,
+                    len(steps) - index,
                     extra=extra,
                 )
                 return
-            turn = TurnResult(wav=clip.path)
-            self.summary.turns.append(turn)
             threshold_turn = self.max_bot_turn
-            is_last = index == len(clips) - 1
+            is_last = index == len(steps) - 1
             if is_last:
                 self.final_reply_threshold = threshold_turn
-            await self.speak(clip, turn)
+            if isinstance(step, KeyPresses):
+                # Keys can be card or ID digits, so the log gives only their count.
+                logger.info("caller turn %d: pressing %d key(s)", index + 1, len(step.keys), extra=extra)
+                turn = TurnResult(keys=step.keys)
+                self.summary.turns.append(turn)
+                await self.press_keys(step.keys, turn)
+            else:
+                turn = TurnResult(wav=step.path)
+                self.summary.turns.append(turn)
+                await self.speak(step, turn)
 
             replied = await self.await_reply(
                 threshold_turn,
@@ -419,7 +446,7 @@ async def _open(url: str, *, open_timeout_s: float) -> ClientConnection:
 
 async def place_call(
     url: str,
-    wavs: Sequence[str | Path],
+    steps: Sequence[CallerStep],
     *,
     out: str | Path | None = None,
     speed: float = 1.0,
@@ -429,12 +456,14 @@ async def place_call(
     barge_in_after_s: float | None = None,
     open_timeout_s: float = 10.0,
 ) -> CallSummary:
-    """Place one call to a media-stream URL, speak each WAV as a caller turn, and return the outcome.
+    """Place one call to a media-stream URL, run the caller steps in order, and return the outcome.
 
-    `speed` makes the caller-side clock that many times faster; the bot's audio always plays
-    in real time. `barge_in_after_s` starts the next WAV that many seconds after the first
-    bot audio of a reply to a caller turn, instead of waiting for the reply to end (the
-    greeting is always heard to the end). `on_event` receives the `user`, `bot` and
+    Each step is one caller turn after the bot's previous reply: a WAV path is spoken, and
+    `KeyPresses` sends its keys as `dtmf` events. `speed` makes the caller-side clock (the
+    speech and the gaps between key presses) that many times faster; the bot's audio always
+    plays in real time. `barge_in_after_s` starts the next step that many seconds after the
+    first bot audio of a reply to a caller turn, instead of waiting for the reply to end (the
+    greeting is always heard to the end). `on_event` receives the `keys`, `user`, `bot` and
     `handoff` events as the dicts that `--json` prints. `out` receives the bot audio as
     played, concatenated without the silence between replies; audio dropped by `clear` is
     not in it.
@@ -450,7 +479,9 @@ async def place_call(
     if barge_in_after_s is not None and barge_in_after_s < 0:
         raise ConfigError(f"barge_in_after_s must be 0 or more seconds, got {barge_in_after_s}")
     out_path = check_out_path(out)
-    clips = [load_caller_clip(path) for path in wavs]
+    loaded: list[CallerClip | KeyPresses] = [
+        step if isinstance(step, KeyPresses) else load_caller_clip(step) for step in steps
+    ]
 
     custom_parameters = dict(params or {})
     custom_parameters["voicebot_events"] = "1"
@@ -477,7 +508,7 @@ async def place_call(
         async with asyncio.TaskGroup() as group:
             receiver = group.create_task(call.receive(), name=f"softphone-receive-{summary.call_sid}")
             line = group.create_task(call.run_line(), name=f"softphone-line-{summary.call_sid}")
-            await call.conduct(clips, barge_in_after_s=barge_in_after_s)
+            await call.conduct(loaded, barge_in_after_s=barge_in_after_s)
             line.cancel()
             await asyncio.wait([line])  # no media frame may follow `stop`
             await call.hang_up()

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from telephony.softphone.call import ServiceUnreachableError, place_call
+from telephony.softphone.steps import KEY_PRESS_INTERVAL_S, KeyPresses
 from telephony.softphone.summary import CallSummary
 from voicebot.errors import AudioError, ConfigError, ProtocolError
 
@@ -20,8 +21,6 @@ EXIT_INVALID_INPUT = 2
 EXIT_UNREACHABLE = 3
 EXIT_PROTOCOL = 4
 EXIT_TURN_TIMEOUT = 5
-
-
 
 
 def _positive_float(text: str) -> float:
@@ -41,16 +40,47 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _key_presses(text: str) -> KeyPresses:
+    try:
+        return KeyPresses(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+class _AppendStep(argparse.Action):
+    """Append the value to one list shared by --wav and --keys, so the caller turns keep their command-line order."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        steps = list(getattr(namespace, self.dest, None) or [])
+        steps.append(values)
+        setattr(namespace, self.dest, steps)
+
+
 def add_call_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of `voicebot call` to parser."""
     parser.add_argument("url", metavar="URL", help="media-stream URL of the service, e.g. ws://127.0.0.1:8080/media")
     parser.add_argument(
         "--wav",
-        dest="wavs",
+        dest="steps",
         metavar="FILE",
-        action="append",
-        required=True,
+        action=_AppendStep,
         help="WAV file spoken as one caller turn (any rate, mono or stereo); repeat for more turns",
+    )
+    parser.add_argument(
+        "--keys",
+        dest="steps",
+        metavar="DIGITS",
+        type=_key_presses,
+        action=_AppendStep,
+        help=f"keypad keys (0-9, *, #, A-D) pressed as one caller turn, e.g. 6288#, {KEY_PRESS_INTERVAL_S} s apart "
+        "divided by --speed; repeatable, and --wav and --keys turns run in command-line order. "
+        "Quote the value in the shell when it contains * or starts with #",
     )
     parser.add_argument(
         "--out",
@@ -95,7 +125,9 @@ def print_event(event: dict[str, Any], *, as_json: bool) -> None:
         print(json.dumps(event, ensure_ascii=False), flush=True)
         return
     kind = event["event"]
-    if kind == "user":
+    if kind == "keys":
+        print(f"caller keys: {event['digits']}", flush=True)
+    elif kind == "user":
         print(f"caller: {event['text']}", flush=True)
     elif kind == "bot":
         confidence = event.get("confidence")
@@ -121,6 +153,12 @@ def format_summary(summary: CallSummary) -> str:
 
 def run_call_command(args: argparse.Namespace) -> int:
     """Run `voicebot call` with parsed arguments and return the process exit code."""
+    if not args.steps:
+        print(
+            "voicebot call: no caller turn given; pass --wav FILE or --keys DIGITS at least once",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID_INPUT
     params = dict(args.params)
     if args.language:
         params["language"] = args.language
@@ -132,7 +170,7 @@ def run_call_command(args: argparse.Namespace) -> int:
         summary = asyncio.run(
             place_call(
                 args.url,
-                args.wavs,
+                args.steps,
                 out=args.out,
                 speed=args.speed,
                 params=params,
@@ -155,7 +193,7 @@ def run_call_command(args: argparse.Namespace) -> int:
         print(format_summary(summary), flush=True)
     if summary.timed_out:
         if summary.turns:
-            what = f"reply to caller turn {len(summary.turns)} ({summary.turns[-1].wav})"
+            what = f"reply to caller turn {len(summary.turns)} ({summary.turns[-1].describe()})"
         else:
             what = "greeting"
         print(

@@ -9,18 +9,27 @@ from typing import Any
 
 import numpy as np
 
+
 @dataclass
 class TurnResult:
-    """One caller turn and the bot's reply to it."""
+    """One caller turn, spoken (`wav`) or keyed in (`keys`), and the bot's reply to it."""
 
-    wav: Path
+    wav: Path | None = None
+    keys: str | None = None  # keypad keys pressed in this turn, e.g. "6288#"
     user_text: str | None = None
     bot_texts: list[str] = field(default_factory=list)
-    latency_ms: float | None = None  # end of caller speech to the first bot audio received
-    barged_in: bool = False  # the next WAV started before this reply was done
+    # End of the caller's turn (last voiced frame, or the last key press) to the first bot audio received.
+    latency_ms: float | None = None
+    barged_in: bool = False  # the next caller turn started before this reply was done
     cleared: bool = False  # the service sent `clear` while this reply was playing
-    speech_end_s: float | None = None
+    speech_end_s: float | None = None  # event-loop time of the end of the caller's turn
     first_audio_s: float | None = None
+
+    def describe(self) -> str:
+        """Name the turn for messages: the WAV path or the keys pressed."""
+        if self.keys is not None:
+            return f"keys {self.keys}"
+        return str(self.wav)
 
 
 @dataclass
