@@ -17,6 +17,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 # Flow messages and a flow that uses them, written the way the flow files are specified:
 # say/reprompt/dtmf_prompt/confirm name message keys, and {var} must be a declared slot or a built-in.
+# The flow follows the flow engine's format (docs/flows.md), because the prompt set checks that too.
 FLOW_MESSAGES = """\
 ask_card_last4:
   zh: 请告诉我您卡号的后四位。
@@ -33,8 +34,9 @@ lost_card_done:
 
 LOST_CARD_FLOW = """\
 id: lost_card
+triggers: [lost_card]
 slots:
-  - card_last4
+  card_last4: {type: digits, length: 4, dtmf: true}
 steps:
   - id: ask_last4
     say: ask_card_last4
@@ -44,6 +46,7 @@ steps:
     confirm: confirm_card_last4
   - id: done
     say: lost_card_done
+    end: true
 """
 
 

@@ -27,8 +27,8 @@ def test_check_ok(tree):
     tree.add_flow()
     result = run_cli("check", "--prompts", str(tree.prompts), "--dialogs", str(tree.dialogs))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith("OK：提示语文件检查通过")
-    assert "4 处流程引用" in result.stdout
+    assert result.stdout.startswith("OK：提示语和对话文件检查通过")
+    assert "1 个流程，4 处流程引用" in result.stdout
     assert len(result.stdout.splitlines()) == 1
 
 

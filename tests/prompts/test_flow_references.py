@@ -105,12 +105,16 @@ def test_undeclared_slot_variable(tree, lang):
         assert "collect: card_number" in text
 
 
-def test_slot_from_collect(tree):
-    """A slot declared only by `collect:` may be used by the flow's messages."""
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_collect_needs_declared_slot(tree, lang):
+    """A slot that a step collects must be declared under slots, as the flow engine requires."""
     tree.add_flow()
-    tree.edit(FLOW, "slots:\n  - card_last4\n", "")
-    bundle = load_bundle(tree.prompts, tree.dialogs)
-    assert "confirm_card_last4" in bundle.messages
+    tree.edit(FLOW, "slots:\n  card_last4: {type: digits, length: 4, dtmf: true}\n", "")
+    problem = only(problems(tree, lang), "unknown_slot")
+    assert problem.path == str(tree.path(FLOW))
+    assert problem.line == tree.line_of(FLOW, "collect: card_last4")
+    expected = "slot 'card_last4' is not declared under 'slots'" if lang == "en" else "槽位“card_last4”没有在 slots 里定义"
+    assert expected in problem.describe(lang)
 
 
 def test_unreferenced_message_variable(tree):
@@ -163,14 +167,19 @@ def test_broken_flow_yaml(tree):
     assert problem.line == tree.line_of(FLOW, "collect: card_last4")
 
 
-def test_confirm_flag_ignored(tree):
-    """`confirm: true` is a flag of the flow engine, not a message reference."""
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_flow_engine_rules_checked(tree, lang):
+    """A flow that the flow engine could not run, here a jump to a missing step, is rejected with its line."""
     tree.add_flow()
-    tree.edit(FLOW, "  - id: done\n", "  - id: done\n    confirm: true\n")
-    bundle = load_bundle(tree.prompts, tree.dialogs)
-    assert [reference.key for reference in bundle.flow_references if reference.field_name == "confirm"] == [
-        "confirm_card_last4"
-    ]
+    tree.edit(FLOW, "    confirm: confirm_card_last4\n", "    confirm: confirm_card_last4\n    on_no: ask_again\n")
+    problem = only(problems(tree, lang), "unknown_step")
+    assert problem.path == str(tree.path(FLOW))
+    assert problem.line == tree.line_of(FLOW, "on_no: ask_again")
+    text = problem.describe(lang)
+    if lang == "en":
+        assert f"line {problem.line}, step 'confirm_last4': step 'ask_again' does not exist" in text
+    else:
+        assert f"第 {problem.line} 行，步骤“confirm_last4”：步骤“ask_again”不存在" in text
 
 
 def test_centre_overrides_flow_message(tree):

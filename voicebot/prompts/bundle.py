@@ -1,11 +1,12 @@
-"""One validated, immutable version of the whole prompt set.
+"""One validated, immutable version of the whole prompt and dialog set.
 
 A `PromptBundle` contains the spoken messages (prompts/messages.yaml and every other
 prompts/*.yaml), the LLM system prompts and intent instructions (prompts/system.yaml),
-the centre settings with their message overrides (prompts/centres/*.yaml) and the
-message keys the flows refer to (dialogs/flows/*.yaml). It also keeps the text of every
-file it was built from, so a stored version can be rebuilt and activated again without
-reading the disk.
+the centre settings with their message overrides (prompts/centres/*.yaml), the flows
+(dialogs/flows/*.yaml, checked against the messages of the same set), the FAQ knowledge
+base (dialogs/faq.yaml) and the escalation policy (dialogs/escalation.yaml). It also
+keeps the text of every file it was built from, so a stored version can be rebuilt and
+activated again without reading the disk.
 
 A call takes `PromptStore.current()` once when it starts and keeps that bundle to its
 end: bundles are never changed in place, so a reload affects only calls that start after
@@ -21,7 +22,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
+from voicebot.dialog.flows import FlowFileError, FlowSet, parse_flows
 from voicebot.errors import KnowledgeBaseError
+from voicebot.escalation.policy_file import PolicyFileError, PolicySettings, parse_policy
 from voicebot.prompts.problems import PromptProblem
 from voicebot.prompts.schema import (
     CENTRE_EXTRAS,
@@ -30,6 +33,8 @@ from voicebot.prompts.schema import (
     DEFAULT_AUTOMATION_LEVEL,
     DEFAULT_CENTRE,
     DEFAULT_ESCALATION_SENSITIVITY,
+    ESCALATION_FILE,
+    FAQ_FILE,
     FLOWS_DIR,
     MESSAGES_FILE,
     SYSTEM_FILE,
@@ -47,6 +52,7 @@ from voicebot.prompts.validate import (
     read_flow_messages,
     read_system,
 )
+from voicebot.responder.faq import KnowledgeBase, parse_knowledge_base
 from voicebot.responder.messages import FALLBACK_LANGUAGE, DialogFileError, Messages, ValidationProblem
 
 logger = logging.getLogger(__name__)
@@ -54,6 +60,8 @@ logger = logging.getLogger(__name__)
 # Logical file names inside a bundle: the folder the file came from, then its path there.
 PROMPTS_PREFIX = "prompts/"
 DIALOGS_PREFIX = "dialogs/"
+FAQ_NAME = DIALOGS_PREFIX + FAQ_FILE
+ESCALATION_NAME = DIALOGS_PREFIX + ESCALATION_FILE
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -102,6 +110,11 @@ def content_digest(files: Mapping[str, str]) -> str:
     return digest.hexdigest()
 
 
+def text_digest(text: str) -> str:
+    """Return the SHA-256 hex digest of one file's text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True)
 class PromptBundle:
     """One validated version of the prompt set. Build it with load_bundle or build_bundle."""
@@ -115,6 +128,11 @@ class PromptBundle:
     intents: Mapping[str, Mapping[str, str]]  # intent to {language: instruction}
     centres: Mapping[str, CentreSettings]
     flow_references: tuple[FlowReference, ...]
+    flows: FlowSet  # dialogs/flows/*.yaml; its messages are every message of this set, without centre overrides
+    # dialogs/faq.yaml and dialogs/escalation.yaml; None in a set without the file, such as a
+    # version stored before these files were part of the set.
+    knowledge_base: KnowledgeBase | None
+    escalation: PolicySettings | None
     sequence: int = 0  # assigned by PromptStore; 0 for a bundle that was never stored
 
     @property
@@ -125,6 +143,14 @@ class PromptBundle:
     def with_sequence(self, sequence: int) -> PromptBundle:
         """Return a copy numbered `sequence`."""
         return replace(self, sequence=sequence)
+
+    def file_digest(self, name: str) -> str:
+        """Return the SHA-256 of file `name` ("dialogs/faq.yaml"), or "" when the set has no such file.
+
+        Two versions with the same FAQ digest can share one FAQ index.
+        """
+        text = self.files.get(name)
+        return "" if text is None else text_digest(text)
 
     def centre_settings(self, centre: str | None = None) -> CentreSettings:
         """Return the settings of `centre`; None and "default" give the default settings.
@@ -206,13 +232,21 @@ class PromptBundle:
             ) from error
 
 
-def read_sources(prompts_dir: Path, dialogs_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+def read_sources(
+    prompts_dir: Path,
+    dialogs_dir: Path,
+    *,
+    faq_path: Path | None = None,
+    escalation_path: Path | None = None,
+) -> tuple[dict[str, str], dict[str, str]]:
     """Read every file of the prompt set from disk.
 
-    Returns (files, display_paths): logical name to text, and logical name to the path display_paths in
-    errors. The set is prompts/*.yaml, prompts/centres/*.yaml and dialogs/flows/*.yaml; a
-    missing centres or flows folder is an empty set. Raises DialogFileError for a file
-    that is not UTF-8.
+    Returns (files, display_paths): logical name to text, and logical name to the path
+    that errors show. The set is prompts/*.yaml, prompts/centres/*.yaml,
+    dialogs/flows/*.yaml, and the FAQ and escalation policy files, by default
+    dialogs/faq.yaml and dialogs/escalation.yaml, stored as those logical names wherever
+    they are. A missing centres or flows folder is an empty set, and a missing FAQ or
+    policy file is left out. Raises DialogFileError for a file that is not UTF-8.
     """
     paths: dict[str, Path] = {}
     for folder, prefix, pattern in (
@@ -224,6 +258,9 @@ def read_sources(prompts_dir: Path, dialogs_dir: Path) -> tuple[dict[str, str], 
             for path in sorted(folder.glob(pattern)):
                 if path.is_file():
                     paths[prefix + path.name] = path
+    for name, path in _dialog_files(dialogs_dir, faq_path, escalation_path).items():
+        if path.is_file():
+            paths[name] = path
     files: dict[str, str] = {}
     for name, path in paths.items():
         try:
@@ -237,12 +274,26 @@ def read_sources(prompts_dir: Path, dialogs_dir: Path) -> tuple[dict[str, str], 
     return files, display_paths
 
 
-def source_paths(prompts_dir: Path, dialogs_dir: Path) -> list[Path]:
+def _dialog_files(dialogs_dir: Path, faq_path: Path | None, escalation_path: Path | None) -> dict[str, Path]:
+    return {
+        FAQ_NAME: faq_path if faq_path is not None else dialogs_dir / FAQ_FILE,
+        ESCALATION_NAME: escalation_path if escalation_path is not None else dialogs_dir / ESCALATION_FILE,
+    }
+
+
+def source_paths(
+    prompts_dir: Path,
+    dialogs_dir: Path,
+    *,
+    faq_path: Path | None = None,
+    escalation_path: Path | None = None,
+) -> list[Path]:
     """Return the files read_sources would read, for watchers that compare modification times."""
     found: list[Path] = []
     for folder in (prompts_dir, prompts_dir / CENTRES_DIR, dialogs_dir / FLOWS_DIR):
         if folder.is_dir():
             found.extend(path for path in sorted(folder.glob("*.yaml")) if path.is_file())
+    found.extend(path for path in _dialog_files(dialogs_dir, faq_path, escalation_path).values() if path.is_file())
     return found
 
 
@@ -294,6 +345,7 @@ def build_bundle(
 
     centre_files: list[CentreFile] = []
     flow_files: list[FlowFile] = []
+    flow_texts: dict[str, str] = {}
     for name in sorted(files):
         text = files[name]
         relative = name[len(PROMPTS_PREFIX):] if name.startswith(PROMPTS_PREFIX) else None
@@ -307,6 +359,7 @@ def build_bundle(
         elif name.startswith(f"{DIALOGS_PREFIX}{FLOWS_DIR}/"):
             flow = name.rsplit("/", 1)[1].removesuffix(".yaml")
             flow_files.append(read_flow(text, path=where(name), flow=flow, problems=problems))
+            flow_texts[where(name)] = text
 
     centres: dict[str, CentreSettings] = {}
     for parsed in centre_files:
@@ -322,30 +375,97 @@ def build_bundle(
         )
     check_flow_references(flow_files, messages=messages, all_keys_known=all_keys_known, problems=problems)
 
+    message_texts = {key: {language: info.text for language, info in d.texts.items()} for key, d in messages.items()}
+    flows = _read_flows(flow_texts, message_texts, problems=problems, lang=lang)
+    knowledge_base = _read_knowledge_base(files, where(FAQ_NAME), problems=problems, lang=lang)
+    escalation = _read_escalation(files, where(ESCALATION_NAME), problems=problems, lang=lang)
+
     if problems:
         raise DialogFileError(problems, lang=lang)
     assert system is not None  # a missing system.yaml is a problem above
+    assert flows is not None  # flow problems are problems above
     bundle = PromptBundle(
         digest=content_digest(files),
         files=MappingProxyType(dict(files)),
-        messages=_frozen(
-            {key: {language: info.text for language, info in d.texts.items()} for key, d in messages.items()}
-        ),
+        messages=_frozen(message_texts),
         message_files=MappingProxyType({key: d.path for key, d in messages.items()}),
         system=MappingProxyType(dict(system.system)),
         grounding=MappingProxyType(dict(system.grounding)),
         intents=_frozen(system.intents),
         centres=MappingProxyType(centres),
         flow_references=tuple(reference for flow in flow_files for reference in flow.references),
+        flows=flows,
+        knowledge_base=knowledge_base,
+        escalation=escalation,
     )
     logger.info(
-        "Validated prompt set %s: %d messages, %d centres, %d flow references",
-        bundle.digest[:12], len(bundle.messages), len(bundle.centres), len(bundle.flow_references),
+        "Validated prompt set %s: %d messages, %d centres, %d flows, %d FAQ topics, escalation policy %s",
+        bundle.digest[:12], len(bundle.messages), len(bundle.centres), len(flows.flows),
+        len(knowledge_base.entries) if knowledge_base else 0, escalation.policy_version if escalation else "-",
     )
     return bundle
 
 
-def load_bundle(prompts_dir: str | Path, dialogs_dir: str | Path, *, lang: str = "zh") -> PromptBundle:
+def _read_flows(
+    flow_texts: Mapping[str, str],
+    message_texts: Mapping[str, Mapping[str, str]],
+    *,
+    problems: list[ValidationProblem],
+    lang: str,
+) -> FlowSet | None:
+    """Check the flows against the flow engine's rules; message references are checked by check_flow_references.
+
+    A flow file that is not valid YAML is reported once already, so it is left out here.
+    """
+    broken = {problem.path for problem in problems if problem.code == "yaml_syntax"}
+    texts = {path: text for path, text in flow_texts.items() if path not in broken}
+    messages = Messages(message_texts, path=f"{PROMPTS_PREFIX}*.yaml")
+    try:
+        return parse_flows(texts, messages=messages, message_variables=None, lang=lang)
+    except FlowFileError as error:
+        problems.extend(error.problems)  # type: ignore[arg-type]  # FlowProblem describes itself the same way
+        return None
+
+
+def _read_knowledge_base(
+    files: Mapping[str, str], path: str, *, problems: list[ValidationProblem], lang: str
+) -> KnowledgeBase | None:
+    text = files.get(FAQ_NAME)
+    if text is None:
+        return None
+    try:
+        return parse_knowledge_base(text, path=path, lang=lang)
+    except DialogFileError as error:
+        problems.extend(error.problems)
+        return None
+
+
+def _read_escalation(
+    files: Mapping[str, str], path: str, *, problems: list[ValidationProblem], lang: str
+) -> PolicySettings | None:
+    text = files.get(ESCALATION_NAME)
+    if text is None:
+        return None
+    try:
+        return parse_policy(text, path=path, lang=lang)
+    except (DialogFileError, PolicyFileError) as error:
+        problems.extend(error.problems)  # type: ignore[arg-type]  # PolicyProblem describes itself the same way
+        return None
+
+
+def load_bundle(
+    prompts_dir: str | Path,
+    dialogs_dir: str | Path,
+    *,
+    faq_path: str | Path | None = None,
+    escalation_path: str | Path | None = None,
+    lang: str = "zh",
+) -> PromptBundle:
     """Read and validate the prompt set on disk; raises DialogFileError naming file, line and fix."""
-    files, display_paths = read_sources(Path(prompts_dir), Path(dialogs_dir))
+    files, display_paths = read_sources(
+        Path(prompts_dir),
+        Path(dialogs_dir),
+        faq_path=Path(faq_path) if faq_path is not None else None,
+        escalation_path=Path(escalation_path) if escalation_path is not None else None,
+    )
     return build_bundle(files, display_paths=display_paths, lang=lang)

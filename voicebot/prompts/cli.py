@@ -1,4 +1,7 @@
-"""`voicebot prompts check|versions|rollback|show`: the prompt files from the command line.
+"""`voicebot prompts check|versions|rollback|show`: the prompt and dialog files from the command line.
+
+The set covers prompts/ and the dialogs folder's flows/, faq.yaml and escalation.yaml,
+under one version number.
 
 Output is in Simplified Chinese by default and in English with `--lang en`. `check`
 reads only the disk. The other commands read the versions a running service stored in
@@ -14,7 +17,6 @@ import sys
 from pathlib import Path
 
 from voicebot.config import REPO_ROOT, Settings
-from voicebot.errors import KnowledgeBaseError
 from voicebot.prompts.bundle import load_bundle
 from voicebot.prompts.store import DEFAULT_KEY_PREFIX, PromptStore, VersionRecord
 from voicebot.responder.messages import DialogFileError
@@ -25,9 +27,10 @@ DEFAULT_DIALOGS_DIR = REPO_ROOT / "dialogs"
 # Output lines: (Simplified Chinese, English).
 _TEXT: dict[str, tuple[str, str]] = {
     "check_ok": (
-        "OK：提示语文件检查通过（{messages} 条消息，{centres} 个中心，{references} 处流程引用），内容摘要 {digest}",
-        "OK: prompt files are valid ({messages} messages, {centres} centres, {references} flow references), "
-        "digest {digest}",
+        "OK：提示语和对话文件检查通过（{messages} 条消息，{centres} 个中心，{flows} 个流程，{references} 处流程引用，"
+        "{topics} 个常见问题主题，升级策略 {policy}），内容摘要 {digest}",
+        "OK: prompt and dialog files are valid ({messages} messages, {centres} centres, {flows} flows, "
+        "{references} flow references, {topics} FAQ topics, escalation policy {policy}), digest {digest}",
     ),
     "check_failed": ("共发现 {count} 个问题，请按上面的提示修改后再运行 voicebot prompts check", "{count} problem(s) found; fix them and run voicebot prompts check again"),
     "no_versions": (
@@ -71,7 +74,7 @@ def _add_lang(parser: argparse.ArgumentParser) -> None:
 def _add_dirs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompts", type=Path, default=DEFAULT_PROMPTS_DIR, help="prompts folder (default prompts/)")
     parser.add_argument(
-        "--dialogs", type=Path, default=DEFAULT_DIALOGS_DIR, help="dialogs folder whose flows/ is checked (default dialogs/)"
+        "--dialogs", type=Path, default=DEFAULT_DIALOGS_DIR, help="dialogs folder with flows/, faq.yaml and escalation.yaml (default dialogs/)"
     )
 
 
@@ -86,10 +89,12 @@ def _add_redis(parser: argparse.ArgumentParser) -> None:
 
 def add_prompts_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register `voicebot prompts` and its subcommands on the top-level subparsers."""
-    prompts = commands.add_parser("prompts", help="check the prompt files, list versions, roll back")
+    prompts = commands.add_parser("prompts", help="check the prompt and dialog files, list versions, roll back")
     actions = prompts.add_subparsers(dest="prompts_command", required=True)
 
-    check = actions.add_parser("check", help="validate prompts/ and the flows' message keys; exit 1 on any problem")
+    check = actions.add_parser(
+        "check", help="validate prompts/, the flows, the FAQ and the escalation policy; exit 1 on any problem"
+    )
     _add_lang(check)
     _add_dirs(check)
 
@@ -117,50 +122,21 @@ def run_prompts_command(args: argparse.Namespace) -> int:
     return asyncio.run(_run_with_store(args))
 
 
-def _check_dialog_files(dialogs_dir: Path, lang: str) -> list[str]:
-    """Validate the FAQ knowledge base and the escalation policy, which the bundle does not cover."""
-    from voicebot.escalation import EscalationPolicy
-    from voicebot.responder.faq import load_knowledge_base
-
-    errors: list[str] = []
-    checks = (
-        (dialogs_dir / "faq.yaml", lambda path: load_knowledge_base(path, lang=lang)),
-        (dialogs_dir / "escalation.yaml", lambda path: EscalationPolicy.from_file(path, lang=lang)),
-    )
-    for path, load in checks:
-        if not path.is_file():
-            continue
-        try:
-            load(path)
-        except KnowledgeBaseError as error:
-            problems = getattr(error, "problems", None)
-            if problems:
-                errors.extend(problem.describe(lang) for problem in problems)
-            else:
-                errors.append(str(error))
-    return errors
-
-
 def _check(args: argparse.Namespace) -> int:
-    dialog_errors = _check_dialog_files(Path(args.dialogs), args.lang)
     try:
         bundle = load_bundle(args.prompts, args.dialogs, lang=args.lang)
     except DialogFileError as error:
         for problem in error.problems:
             print(problem.describe(args.lang))
-        for line in dialog_errors:
-            print(line)
-        print(_say("check_failed", args.lang, count=len(error.problems) + len(dialog_errors)), file=sys.stderr)
-        return 1
-    if dialog_errors:
-        for line in dialog_errors:
-            print(line)
-        print(_say("check_failed", args.lang, count=len(dialog_errors)), file=sys.stderr)
+        print(_say("check_failed", args.lang, count=len(error.problems)), file=sys.stderr)
         return 1
     print(
         _say(
             "check_ok", args.lang, messages=len(bundle.messages), centres=len(bundle.centres),
-            references=len(bundle.flow_references), digest=bundle.digest[:12],
+            flows=len(bundle.flows.flows), references=len(bundle.flow_references),
+            topics=len(bundle.knowledge_base.entries) if bundle.knowledge_base else 0,
+            policy=bundle.escalation.policy_version if bundle.escalation else "-",
+            digest=bundle.digest[:12],
         )
     )
     return 0

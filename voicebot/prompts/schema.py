@@ -17,6 +17,9 @@ SYSTEM_FILE = "system.yaml"
 # Every other prompts/*.yaml (flows.yaml, ...) contains free message keys for flows.
 CENTRES_DIR = "centres"
 FLOWS_DIR = "flows"
+# The FAQ knowledge base and the escalation policy, in the dialogs folder.
+FAQ_FILE = "faq.yaml"
+ESCALATION_FILE = "escalation.yaml"
 
 # Template variables a flow message may use without the flow declaring them as slots.
 # The flow engine fills them in, so its own list is the one checked here.

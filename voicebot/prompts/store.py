@@ -1,4 +1,8 @@
-"""Every version of the prompt set, kept in Redis, with hot reload and rollback.
+"""Every version of the prompt and dialog set, kept in Redis, with hot reload and rollback.
+
+One version covers prompts/ and the dialogs folder's flows/, faq.yaml and escalation.yaml
+(see voicebot.prompts.bundle), so an edit to any of them makes a new version, and a
+rollback returns to all of them as they were.
 
 Redis layout, under `key_prefix` (default ``voicebot:prompts``):
 
@@ -30,6 +34,7 @@ import json
 import logging
 import re
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +47,10 @@ from voicebot.prompts.bundle import PromptBundle, build_bundle, content_digest, 
 from voicebot.responder.messages import DialogFileError
 
 logger = logging.getLogger(__name__)
+
+# Builds what a version needs before it becomes current (the FAQ index, responders), so
+# a new call never waits for it. Raises DialogFileError when the version cannot serve calls.
+PrepareHook = Callable[[PromptBundle], Awaitable[None]]
 
 DEFAULT_KEY_PREFIX = "voicebot:prompts"
 
@@ -133,18 +142,25 @@ class PromptStore:
         poll_interval_s: float = 2.0,
         socket_timeout_s: float = 2.0,
         actor: str | None = None,
+        faq_path: str | Path | None = None,
+        escalation_path: str | Path | None = None,
+        prepare: PrepareHook | None = None,
     ) -> None:
         """Create the store. Nothing is read or connected until `start()` or `connect()`.
 
         Args:
             prompts_dir: Folder with messages.yaml, system.yaml and centres/.
-            dialogs_dir: Folder whose flows/ contains the flow files checked against the prompts.
+            dialogs_dir: Folder with flows/, and by default faq.yaml and escalation.yaml.
             redis_url: Redis that keeps the versions.
             key_prefix: Prefix of every Redis key; see the module docstring.
             poll_interval_s: Seconds between two checks of the files' modification times
                 and of the active version in Redis, by the watcher.
             socket_timeout_s: Timeout of each Redis connect and command in seconds.
             actor: Who stores and activates versions, default user@host.
+            faq_path: The FAQ file, default dialogs_dir/faq.yaml.
+            escalation_path: The escalation policy file, default dialogs_dir/escalation.yaml.
+            prepare: Awaited with each version before it becomes current in this process;
+                a DialogFileError from it rejects the version like a validation problem.
 
         Raises:
             ConfigError: If poll_interval_s is not positive.
@@ -153,6 +169,9 @@ class PromptStore:
             raise ConfigError(f"Invalid prompt poll_interval_s {poll_interval_s}: use a positive number of seconds.")
         self.prompts_dir = Path(prompts_dir)
         self.dialogs_dir = Path(dialogs_dir)
+        self.faq_path = Path(faq_path) if faq_path is not None else None
+        self.escalation_path = Path(escalation_path) if escalation_path is not None else None
+        self.prepare = prepare
         self._url = redis_url
         self._prefix = key_prefix
         self._poll_interval_s = poll_interval_s
@@ -219,6 +238,20 @@ class PromptStore:
             raise RuntimeError("PromptStore is not connected; call start() or connect() first")
         return self._client
 
+    def _read_sources(self) -> tuple[dict[str, str], dict[str, str]]:
+        return read_sources(
+            self.prompts_dir, self.dialogs_dir, faq_path=self.faq_path, escalation_path=self.escalation_path
+        )
+
+    def _source_fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        return _fingerprint(
+            source_paths(self.prompts_dir, self.dialogs_dir, faq_path=self.faq_path, escalation_path=self.escalation_path)
+        )
+
+    async def _prepare(self, bundle: PromptBundle) -> None:
+        if self.prepare is not None:
+            await self.prepare(bundle)
+
     def current(self) -> PromptBundle:
         """Return the active bundle. A call takes it once at its start and keeps it."""
         if self._current is None:
@@ -236,9 +269,9 @@ class PromptStore:
         """
         await self.connect()
         active = await self.active_record()
-        self._fingerprint = _fingerprint(source_paths(self.prompts_dir, self.dialogs_dir))
+        self._fingerprint = self._source_fingerprint()
         try:
-            files, display_paths = read_sources(self.prompts_dir, self.dialogs_dir)
+            files, display_paths = self._read_sources()
             self._disk_digest = content_digest(files)
             if active is not None and active.reason == "rollback" and active.disk_digest == self._disk_digest:
                 logger.info(
@@ -248,6 +281,7 @@ class PromptStore:
                 await self._activate_stored(active.sequence)
             else:
                 bundle = build_bundle(files, display_paths=display_paths)
+                await self._prepare(bundle)
                 await self._store_and_activate(bundle, source="start", reason="start")
         except DialogFileError as error:
             await self._record_rejected(error)
@@ -259,8 +293,13 @@ class PromptStore:
             )
             await self._activate_stored(active.sequence)
         if watch:
-            self._watcher = asyncio.create_task(self.watch(), name="prompt-watcher")
+            self.start_watcher()
         return self.current()
+
+    def start_watcher(self) -> None:
+        """Start the task that runs `watch()`, for a store started with `watch=False`; it stops at `close()`."""
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self.watch(), name="prompt-watcher")
 
     async def close(self) -> None:
         """Stop the watcher and close the Redis client."""
@@ -282,11 +321,12 @@ class PromptStore:
         version stays as it was.
         """
         async with self._reload_lock:
-            self._fingerprint = _fingerprint(source_paths(self.prompts_dir, self.dialogs_dir))
+            self._fingerprint = self._source_fingerprint()
             try:
-                files, display_paths = await asyncio.to_thread(read_sources, self.prompts_dir, self.dialogs_dir)
+                files, display_paths = await asyncio.to_thread(self._read_sources)
                 self._disk_digest = content_digest(files)
                 bundle = await asyncio.to_thread(build_bundle, files, display_paths=display_paths)
+                await self._prepare(bundle)
             except DialogFileError as error:
                 await self._record_rejected(error)
                 logger.error(
@@ -307,14 +347,15 @@ class PromptStore:
         record = await self.get_version(version)
         async with self._reload_lock:
             try:
-                files, _ = read_sources(self.prompts_dir, self.dialogs_dir)
+                files, _ = self._read_sources()
                 disk_digest = content_digest(files)
             except DialogFileError:
                 disk_digest = ""
             bundle = self._rebuild(record)
+            await self._prepare_stored(bundle)
             await self._write_active(bundle, reason="rollback", disk_digest=disk_digest)
             self._disk_digest = disk_digest
-            self._fingerprint = _fingerprint(source_paths(self.prompts_dir, self.dialogs_dir))
+            self._fingerprint = self._source_fingerprint()
             self._set_current(bundle, reason="rollback")
         return bundle
 
@@ -339,12 +380,12 @@ class PromptStore:
     async def poll_once(self) -> None:
         """Run one watcher check: follow the active version in Redis, then reload changed files."""
         await self._follow_active()
-        fingerprint = _fingerprint(source_paths(self.prompts_dir, self.dialogs_dir))
+        fingerprint = self._source_fingerprint()
         if fingerprint == self._fingerprint:
             return
         self._fingerprint = fingerprint
         try:
-            files, _ = await asyncio.to_thread(read_sources, self.prompts_dir, self.dialogs_dir)
+            files, _ = await asyncio.to_thread(self._read_sources)
         except DialogFileError:
             files = None  # reload() reads the files again and reports the problem
         if files is not None and content_digest(files) == self._disk_digest:
@@ -452,7 +493,23 @@ class PromptStore:
 
     async def _activate_stored(self, sequence: int) -> None:
         bundle = self._rebuild(await self.get_version(sequence))
+        await self._prepare_stored(bundle)
         self._set_current(bundle, reason="stored")
+
+    async def load_version(self, version: str | int) -> PromptBundle:
+        """Rebuild and prepare a stored version without activating it, for a call that started on it.
+
+        Raises PromptVersionError if there is no such version or it cannot serve calls.
+        """
+        bundle = self._rebuild(await self.get_version(version))
+        await self._prepare_stored(bundle)
+        return bundle
+
+    async def _prepare_stored(self, bundle: PromptBundle) -> None:
+        try:
+            await self._prepare(bundle)
+        except DialogFileError as error:
+            raise PromptVersionError(f"stored prompt version {bundle.version} cannot serve calls:\n{error}") from error
 
     async def _store_and_activate(self, bundle: PromptBundle, *, source: str, reason: str) -> PromptBundle:
         record = json.dumps(
