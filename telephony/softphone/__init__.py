@@ -16,9 +16,9 @@ Exit codes of `voicebot call`: 0 call completed, 2 invalid input (WAV file, --ke
 path), 3 service unreachable, 4 protocol error or unexpected close, 5 no reply within
 --turn-timeout.
 
-Modules: `call` drives the call over the WebSocket, `audio` loads caller WAV files and
-simulates the playout of the bot's audio, `steps` defines the caller turns (`KeyPresses`),
-`summary` contains the results of a call, and `cli` parses the command line and prints the
+Modules: `call` drives the call over the WebSocket. `audio` loads caller WAV files and
+simulates the playout of the bot's audio. `steps` defines the caller turns (`KeyPresses`),
+and `summary` contains the results of a call. `cli` parses the command line and prints the
 call.
 """
 

@@ -362,7 +362,7 @@ class _Call:
             if is_last:
                 self.final_reply_threshold = threshold_turn
             if isinstance(step, KeyPresses):
-                # Keys can be card or ID digits, so the log gives only their count.
+                # Keys can be card or ID digits, so the log contains only their count.
                 logger.info("caller turn %d: pressing %d key(s)", index + 1, len(step.keys), extra=extra)
                 turn = TurnResult(keys=step.keys)
                 self.summary.turns.append(turn)

@@ -10,15 +10,19 @@ from telephony.mediastream import DTMF_DIGITS
 from voicebot.errors import ConfigError
 
 # Time between two key presses in caller-clock seconds (divided by --speed). An estimate of a
-# caller keying a number they know, and well below the service's 2 s inter-digit timeout,
-# after which it takes the keys pressed so far as the whole entry.
+# caller keying a number they know. It stays well below the service's 2 s inter-digit timeout
+# (DTMF_INTERDIGIT_TIMEOUT_S in voicebot/pipeline/dialog.py), after which the service takes
+# the keys pressed so far as the whole entry.
 KEY_PRESS_INTERVAL_S = 0.35
 
 KEYS_FIX = "write only the keypad keys 0-9, *, # and A-D, e.g. --keys 6288#"
 
 
 def check_keys(keys: str) -> str:
-    """Return `keys` when every character is a DTMF key; raise ConfigError naming the bad value otherwise."""
+    """Check that `keys` contains only DTMF keys and return it.
+
+    Raises ConfigError naming the value and the invalid key otherwise.
+    """
     if not keys:
         raise ConfigError(f"no keys given; {KEYS_FIX}")
     for key in keys:
@@ -33,7 +37,7 @@ class KeyPresses:
     """One caller turn of keypad presses, sent as Twilio `dtmf` events one key at a time.
 
     The service takes `#` as the end of an entry. Without a final `#` it waits for its
-    inter-digit timeout before it answers.
+    inter-digit timeout before it replies.
     """
 
     keys: str

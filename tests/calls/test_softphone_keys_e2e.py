@@ -1,4 +1,4 @@
-"""`voicebot call --keys` against the real service: keypad digits answer a dialog flow."""
+"""`voicebot call --keys` against the real service: keypad digits fill the slot a dialog flow asks for."""
 
 from __future__ import annotations
 
@@ -50,9 +50,9 @@ async def test_lost_card_keys_read_back(
     keys_at = events.index("keys")
     bots_before_keys = [line for line in lines[:keys_at] if line["event"] == "bot"]
     bots_after_keys = [line for line in lines[keys_at:] if line["event"] == "bot"]
-    heard = [line["text"] for line in lines if line["event"] == "user"]
+    transcripts = [line["text"] for line in lines if line["event"] == "user"]
     assert len(bots_before_keys) == 2, lines  # the greeting and the reply to the spoken request
-    assert bots_before_keys[1]["topic"] == "lost_card", f"flow_lost_card heard as {heard[0]!r}"
+    assert bots_before_keys[1]["topic"] == "lost_card", f"flow_lost_card transcribed as {transcripts[0]!r}"
     assert "后四位" in bots_before_keys[1]["text"]
     assert len(bots_after_keys) == 1, lines
     read_back = bots_after_keys[0]["text"]
