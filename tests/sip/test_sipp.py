@@ -44,6 +44,8 @@ class Bot:
 
 
 async def run_sipp(tmp_path: Path, port: int, *args: str) -> tuple[int, str]:
+    # No -p or -mp: sipp binds the first free SIP port from 5060 and media ports from 6000 on its
+    # own, and the bot listens on port 0, so parallel runs cannot pick the same port.
     process = await asyncio.create_subprocess_exec(
         SIPP or "sipp", f"127.0.0.1:{port}", "-m", "1", "-l", "1", "-i", "127.0.0.1", "-nostdin",
         "-timeout", "20s", "-timeout_error", "-trace_err", "-trace_screen", *args,
