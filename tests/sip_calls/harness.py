@@ -170,6 +170,21 @@ Content-Length: 0
 """
 
 
+def info_dtmf(*, digit_body: str, content_type: str, cseq: int) -> str:
+    """INFO carrying one key press (`application/dtmf-relay` or `application/dtmf` body) and its 200."""
+    return f"""  <send retrans="500"><![CDATA[
+INFO sip:voicebot@[remote_ip]:[remote_port] SIP/2.0
+{_HEADERS}
+To: <sip:voicebot@[remote_ip]:[remote_port]>;tag=[$bot_tag]
+CSeq: {cseq} INFO
+Content-Type: {content_type}
+Content-Length: [len]
+
+{digit_body}]]></send>
+  <recv response="200"/>
+"""
+
+
 def bye(*, cseq: int) -> str:
     return f"""  <send retrans="500"><![CDATA[
 BYE sip:voicebot@[remote_ip]:[remote_port] SIP/2.0

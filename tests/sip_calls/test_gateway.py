@@ -81,6 +81,31 @@ async def test_rfc4733_dtmf_reaches_dialog(gateway_factory, ports: Ports, pcap_d
     assert caller_texts == ["[DTMF 2 digits]"]
 
 
+async def test_sip_info_dtmf_reaches_dialog(gateway_factory, ports: Ports, tmp_path: Path, services: Services):
+    """Key presses sent by sipp as SIP INFO (dtmf-relay and dtmf bodies) become one keypad turn in the call record."""
+    gateway = await gateway_factory()
+    # "#" goes as Signal=11, the RFC 4733 event code some PBXes put into dtmf-relay bodies.
+    presses = [
+        harness.info_dtmf(digit_body="Signal=1\nDuration=160\n", content_type="application/dtmf-relay", cseq=2),
+        harness.info_dtmf(digit_body="2\n", content_type="application/dtmf", cseq=3),
+        harness.info_dtmf(digit_body="Signal=11\nDuration=160\n", content_type="application/dtmf-relay", cseq=4),
+    ]
+    steps = [invite(), pause(1000)]
+    for press in presses:
+        steps += [press, pause(300)]
+    xml = scenario("info-dtmf", *steps, pause(3000), bye(cseq=5))
+    sipp = caller(tmp_path, ports, gateway, xml)
+    await sipp.start()
+    assert await wait_until(lambda: bool(gateway.calls))
+    call_id = next(iter(gateway.calls.values())).call_id
+    result = await sipp.wait()
+    assert result.returncode == 0, result.output
+    assert await wait_until(lambda: not gateway.calls)
+    turns = await services.store.list_turns(call_id)
+    caller_texts = [t.text for t in turns if t.role == "caller"]
+    assert caller_texts == ["[DTMF 2 digits]"]
+
+
 async def test_hold_and_unhold_by_reinvite(gateway_factory, ports: Ports, tmp_path: Path):
     """A sendonly re-INVITE stops the bot's RTP; a sendrecv re-INVITE resumes it."""
     gateway = await gateway_factory()
