@@ -98,6 +98,7 @@ class CallRecord:
     custom_parameters: dict[str, str] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     turns: list[TurnRecord] = field(default_factory=list)
+    prompt_version: str = ""  # the prompt and dialog set version the call ran on, "" before it is known
 
 
 _MASKED_TURN_FIELDS = ("text", "heard_text")
@@ -272,6 +273,10 @@ class CallRecordStore:
         values = _masked_turn_fields(fields_to_set)
         await self._write(_Write("update_turn", call_id, {"index": index, "fields": values}))
 
+    async def set_prompt_version(self, call_id: str, version: str) -> None:
+        """Store the prompt and dialog set version (a label such as v3-1a2b3c4d5e6f) that the call runs on."""
+        await self._write(_Write("hset_call", call_id, {"prompt_version": version}))
+
     async def end_call(self, call_id: str, *, ended_at: float, reason: str) -> None:
         """Store the end time and the reason the call ended."""
         await self._write(
@@ -306,6 +311,7 @@ class CallRecordStore:
             custom_parameters=json.loads(metadata.get("custom_parameters", "{}")),
             schema_version=int(metadata.get("schema_version", "0")),
             turns=turns,
+            prompt_version=metadata.get("prompt_version", ""),
         )
 
     async def list_turns(self, call_id: str) -> list[TurnRecord]:

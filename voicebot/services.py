@@ -2,7 +2,9 @@
 
 Everything heavy loads once at start-up (Whisper, the embedding index, the Smart Turn
 model), so a call never waits for a model to load and a broken file or missing package
-stops the service before it accepts a call.
+stops the service before it accepts a call. The prompt and dialog files are reloaded when
+they change; a new version's FAQ index is built in a worker thread before the version
+serves a call (voicebot.prompts.dialog_sets).
 """
 
 from __future__ import annotations
@@ -21,18 +23,15 @@ from voicebot.audio.webrtc_vad import WebRTCVADAnalyzer
 from voicebot.callrecord import CallRecordStore
 from voicebot.config import Settings
 from voicebot.errors import ModelError
-from voicebot.responder.faq import FaqResponder, load_knowledge_base
-from voicebot.responder.messages import Messages, load_messages
+from voicebot.responder.faq import FaqResponder
+from voicebot.responder.messages import Messages
 from voicebot.dialog.banking import RedisBankingSimulator
-from voicebot.dialog.flows import load_flows
-from voicebot.dialog.responder import DialogResponder
 from voicebot.dialog.state import DialogStateStore
-from voicebot.escalation import EscalationPolicy
 from voicebot.handoff.queue import HandoffQueue
 from voicebot.llm.runtime import LlmRuntime, start_llm_fallback
 from voicebot.prompts.bundle import PromptBundle
+from voicebot.prompts.dialog_sets import DialogSets, VersionedResponder
 from voicebot.prompts.store import PromptStore
-from voicebot.responder.escalating import EscalatingResponder
 from voicebot.tts.espeak import EspeakSynthesizer
 
 logger = logging.getLogger(__name__)
@@ -98,9 +97,8 @@ class Services:
     settings: Settings
     transcriber: WhisperTranscriber
     synthesizer: EspeakSynthesizer
-    faq: FaqResponder
-    responder: EscalatingResponder
-    messages: Messages
+    responder: VersionedResponder
+    dialog_sets: DialogSets
     store: CallRecordStore
     turn_model: SmartTurnModel
     prompts: PromptStore
@@ -109,17 +107,36 @@ class Services:
     handoff_queue: HandoffQueue
     llm: LlmRuntime | None = None
 
-    def call_messages(self, centre: str) -> CentreMessages:
-        """Return the current prompt version for a new call; the call keeps it to the end."""
-        return CentreMessages(self.prompts.current(), centre)
+    @property
+    def faq(self) -> FaqResponder:
+        """The FAQ responder of the current prompt version."""
+        return self.dialog_sets.current().faq
+
+    @property
+    def messages(self) -> Messages:
+        """The messages of the current prompt version, without centre overrides."""
+        return self.dialog_sets.current().messages
+
+    def call_messages(self, centre: str, call_id: str = "") -> CentreMessages:
+        """Return the prompt version of a call; the call keeps it, with its flows, FAQ and policy, to the end.
+
+        With `call_id` the call is pinned to the current version here, at its start, and
+        its turns are answered on that version. Without it, the call is pinned at its
+        first turn, so a reload between the greeting and that turn gives the call's
+        messages and its responders different versions.
+        """
+        if not call_id:
+            return CentreMessages(self.prompts.current(), centre)
+        return CentreMessages(self.dialog_sets.pin(call_id).bundle, centre)
 
     def new_vad(self) -> WebRTCVADAnalyzer:
         return WebRTCVADAnalyzer()
 
     async def close(self) -> None:
+        await self.prompts.close()
+        await self.dialog_sets.aclose()  # cancels LLM answers in progress, before the LLM client closes
         if self.llm is not None:
             await self.llm.close()
-        await self.prompts.close()
         await self.handoff_queue.close()
         await self.dialog_states.close()
         await self.banking.close()
@@ -131,40 +148,38 @@ async def load_services(settings: Settings) -> Services:
     """Load and check every shared resource; raises a VoicebotError naming what is wrong."""
     store = CallRecordStore(url=settings.redis_url, ttl_s=settings.record_ttl_s)
     await store.connect()
-    messages = load_messages(settings.messages)
-    knowledge_base = load_knowledge_base(settings.knowledge_base)
-    faq = FaqResponder(knowledge_base, messages, threshold=settings.faq_threshold)
-    prompts = PromptStore(
-        prompts_dir=settings.messages.parent, dialogs_dir=settings.knowledge_base.parent, redis_url=settings.redis_url
-    )
-    await prompts.start(watch=True)
-    flows = load_flows(settings.knowledge_base.parent / "flows", settings.messages.parent / "flows.yaml")
     banking = RedisBankingSimulator(url=settings.redis_url)
     if settings.seed_banking_simulator:
         await banking.seed()
     dialog_states = DialogStateStore(url=settings.redis_url)
-    llm = await start_llm_fallback(
-        base_url=settings.llm_base_url,
-        api_key=settings.llm_api_key,
-        model_small=settings.llm_model_small,
-        model_large=settings.llm_model_large,
-        faq=faq,
+    # Prompts, flows, the FAQ and the escalation policy are one versioned set, reloaded
+    # when a file changes: see voicebot.prompts.dialog_sets and docs/prompts.md.
+    dialog_sets = DialogSets(
+        banking=banking, dialog_states=dialog_states, faq_threshold=settings.faq_threshold, records=store
+    )
+    prompts = PromptStore(
+        prompts_dir=settings.messages.parent,
+        dialogs_dir=settings.knowledge_base.parent,
+        faq_path=settings.knowledge_base,
+        escalation_path=settings.escalation_policy,
         redis_url=settings.redis_url,
-        threads=settings.llm_threads,
-        first_token_timeout_s=settings.llm_first_token_timeout_s,
-        idle_timeout_s=settings.llm_idle_timeout_s,
-        use_llm_below=settings.llm_use_below,
     )
-    dialog = DialogResponder(
-        flows=flows,
-        banking=banking,
-        store=dialog_states,
-        fallback=llm.responder if llm is not None else faq,
-        system_messages=messages,
-        prompt_version=prompts.current().version,
-    )
-    policy = EscalationPolicy.from_file(settings.escalation_policy)
-    responder = EscalatingResponder(policy=policy, inner=dialog, messages=messages)
+
+    async def start_llm(faq: FaqResponder) -> LlmRuntime | None:
+        return await start_llm_fallback(
+            base_url=settings.llm_base_url,
+            api_key=settings.llm_api_key,
+            model_small=settings.llm_model_small,
+            model_large=settings.llm_model_large,
+            faq=faq,
+            redis_url=settings.redis_url,
+            threads=settings.llm_threads,
+            first_token_timeout_s=settings.llm_first_token_timeout_s,
+            idle_timeout_s=settings.llm_idle_timeout_s,
+            use_llm_below=settings.llm_use_below,
+        )
+
+    llm = await dialog_sets.start(prompts, start_llm=start_llm)
     handoff_queue = HandoffQueue(redis_url=settings.redis_url, wait_timeout_s=settings.handoff_wait_timeout_s)
     await handoff_queue.connect()
     synthesizer = EspeakSynthesizer(rate_wpm=settings.tts_rate_wpm, max_concurrent=settings.tts_workers)
@@ -187,9 +202,8 @@ async def load_services(settings: Settings) -> Services:
         settings=settings,
         transcriber=transcriber,
         synthesizer=synthesizer,
-        faq=faq,
-        responder=responder,
-        messages=messages,
+        responder=VersionedResponder(dialog_sets),
+        dialog_sets=dialog_sets,
         store=store,
         prompts=prompts,
         dialog_states=dialog_states,
