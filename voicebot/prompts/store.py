@@ -281,7 +281,6 @@ class PromptStore:
                 await self._activate_stored(active.sequence)
             else:
                 bundle = build_bundle(files, display_paths=display_paths)
-                await self._prepare(bundle)
                 await self._store_and_activate(bundle, source="start", reason="start")
         except DialogFileError as error:
             await self._record_rejected(error)
@@ -326,7 +325,7 @@ class PromptStore:
                 files, display_paths = await asyncio.to_thread(self._read_sources)
                 self._disk_digest = content_digest(files)
                 bundle = await asyncio.to_thread(build_bundle, files, display_paths=display_paths)
-                await self._prepare(bundle)
+                return await self._store_and_activate(bundle, source="reload", reason="reload")
             except DialogFileError as error:
                 await self._record_rejected(error)
                 logger.error(
@@ -335,7 +334,6 @@ class PromptStore:
                     len(error.problems), "\n".join(self._last_problems),
                 )
                 raise
-            return await self._store_and_activate(bundle, source="reload", reason="reload")
 
     async def rollback(self, version: str | int) -> PromptBundle:
         """Activate a stored version again, whatever the files on disk contain.
@@ -528,6 +526,9 @@ class PromptStore:
         bundle = bundle.with_sequence(int(sequence))
         if created:
             logger.info("Stored prompt version %s", bundle.version)
+        # Prepared once numbered, so what a call records names the stored version. A version
+        # whose preparation fails stays stored but is not activated.
+        await self._prepare(bundle)
         await self._write_active(bundle, reason=reason, disk_digest=self._disk_digest)
         self._last_problems = ()
         self._set_current(bundle, reason=reason)
