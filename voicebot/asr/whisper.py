@@ -20,12 +20,14 @@ import math
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from voicebot.asr.hints import RecognitionHint
 from voicebot.asr.model_files import EMBEDDED_MODEL_NAME, resolve_whisper_model
 from voicebot.asr.textfilter import (
     collapse_repetitions,
@@ -183,6 +185,18 @@ def peak_frame_dbfs(samples: np.ndarray) -> float:
     return _rms_dbfs(_loudest_frames(samples, share=0.0)[-1])
 
 
+def _first_accepted(texts: list[str], accept: Callable[[str], bool]) -> int:
+    """Index of the first hypothesis `accept` takes (they come best first), else 0."""
+    for index, text in enumerate(texts):
+        try:
+            if accept(join_cjk_spaces(text.strip())):
+                return index
+        except Exception:  # a broken grammar check must not lose the turn
+            logger.exception("recognition hint check failed; keeping the best hypothesis")
+            return 0
+    return 0
+
+
 def _has_repetition_loop(text: str) -> bool:
     return collapse_repetitions(text) != text or _compression_ratio(text) > _COMPRESSION_RATIO_LIMIT
 
@@ -303,11 +317,14 @@ class WhisperTranscriber:
             self._executor = None
         self._model = None
 
-    async def transcribe(self, pcm16k: bytes, *, language: str | None = None) -> Transcript:
+    async def transcribe(
+        self, pcm16k: bytes, *, language: str | None = None, hint: RecognitionHint | None = None
+    ) -> Transcript:
         """Transcribe one turn of 16 kHz mono 16-bit little-endian PCM.
 
         `language` is one of the configured languages, usually the line's default. With None the
-        language is detected and limited to the configured set. Raises OverloadedError when
+        language is detected and limited to the configured set. `hint` biases this decode
+        towards the answer the dialog expects (voicebot.asr.hints). Raises OverloadedError when
         `max_concurrent` decodes run and `max_queued` more wait.
         """
         if self._model is None or self._executor is None:
@@ -328,18 +345,20 @@ class WhisperTranscriber:
             self._pending += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self._transcribe_sync, pcm16k, language)
+            return await loop.run_in_executor(self._executor, self._transcribe_sync, pcm16k, language, hint)
         finally:
             with self._pending_lock:
                 self._pending -= 1
 
-    def transcribe_blocking(self, pcm16k: bytes, *, language: str | None = None) -> Transcript:
+    def transcribe_blocking(
+        self, pcm16k: bytes, *, language: str | None = None, hint: RecognitionHint | None = None
+    ) -> Transcript:
         """Transcribe in the calling thread, for benchmarks and scripts without an event loop."""
         if self._model is None:
             raise ModelError("WhisperTranscriber.transcribe_blocking() called before load(): call load() first")
-        return self._transcribe_sync(pcm16k, language)
+        return self._transcribe_sync(pcm16k, language, hint)
 
-    def _transcribe_sync(self, pcm16k: bytes, language: str | None) -> Transcript:
+    def _transcribe_sync(self, pcm16k: bytes, language: str | None, hint: RecognitionHint | None = None) -> Transcript:
         started = time.perf_counter()
         samples = np.frombuffer(pcm16k, dtype="<i2").astype(np.float32) / 32768.0
         duration_s = samples.size / SAMPLE_RATE_HZ
@@ -361,9 +380,9 @@ class WhisperTranscriber:
             return result("", fallback_language, 0.0, "noise")
 
         if self.short_window and duration_s <= _FULL_WINDOW_FRAMES / _FRAMES_PER_SECOND:
-            decoded, reported = self._decode_short_window(samples, language, duration_s)
+            decoded, reported = self._decode_short_window(samples, language, duration_s, hint)
         else:
-            decoded, reported = self._transcribe_plain(samples, language, duration_s)
+            decoded, reported = self._transcribe_plain(samples, language, duration_s, hint)
 
         confidence = math.exp(min(decoded.avg_logprob, 0.0)) * (1.0 - decoded.no_speech_prob)
         confidence = min(1.0, max(0.0, confidence))
@@ -413,12 +432,18 @@ class WhisperTranscriber:
                 return token_to_configured[code], code
         return self.default_language, self._language_tokens[self.default_language]
 
-    def _prompt(self, tokenizer: Any, *, use_hotwords: bool = True) -> list[int]:
-        previous = tokenizer.encode(" " + self.initial_prompt) if self.initial_prompt else []
-        hotwords = self.hotwords if use_hotwords else None
+    def _hotwords(self, hint: RecognitionHint | None) -> str | None:
+        if hint is not None and hint.hotwords:
+            return hint.hotwords
+        return self.hotwords
+
+    def _prompt(self, tokenizer: Any, hint: RecognitionHint | None = None, *, use_hotwords: bool = True) -> list[int]:
+        initial_prompt = hint.prompt if hint is not None and hint.prompt else self.initial_prompt
+        previous = tokenizer.encode(" " + initial_prompt) if initial_prompt else []
+        hotwords = self._hotwords(hint) if use_hotwords else None
         return self._model.get_prompt(tokenizer, previous, without_timestamps=True, hotwords=hotwords)
 
-    def _is_suspect(self, decoded: _Decoded, duration_s: float) -> bool:
+    def _is_suspect(self, decoded: _Decoded, duration_s: float, hint: RecognitionHint | None = None) -> bool:
         # A decode that hit the token limit, loops on a phrase or copies the hotword list is
         # not trusted and is decoded again.
         text = to_simplified(decoded.text)
@@ -426,42 +451,53 @@ class WhisperTranscriber:
             return True
         if len(join_cjk_spaces(text)) > duration_s * _CHARACTERS_PER_SECOND_LIMIT + _CHARACTER_LIMIT_MARGIN:
             return True
-        return self.hotwords is not None and echoes_word_list(text, self.hotwords)
+        hotwords = self._hotwords(hint)
+        return hotwords is not None and echoes_word_list(text, hotwords)
 
     def _generate(
-        self, features: np.ndarray, language: str | None, duration_s: float
+        self, features: np.ndarray, language: str | None, duration_s: float, hint: RecognitionHint | None = None
     ) -> tuple[_Decoded, str]:
         encoder_output = self._model.encode(features)
         reported, token_language = self._choose_language(encoder_output, language)
         tokenizer = self._tokenizer(token_language)
 
         # Decode with the hotwords, and once more without them when the output copies the list.
-        decoded = self._generate_once(encoder_output, tokenizer, duration_s, use_hotwords=True)
-        if self.hotwords is not None and echoes_word_list(to_simplified(decoded.text), self.hotwords):
+        decoded = self._generate_once(encoder_output, tokenizer, duration_s, hint, use_hotwords=True)
+        hotwords = self._hotwords(hint)
+        if hotwords is not None and echoes_word_list(to_simplified(decoded.text), hotwords):
             logger.info("Whisper output copied the hotword list; decoding again without hotwords")
-            decoded = self._generate_once(encoder_output, tokenizer, duration_s, use_hotwords=False)
+            decoded = self._generate_once(encoder_output, tokenizer, duration_s, hint, use_hotwords=False)
         return decoded, reported
 
-    def _generate_once(self, encoder_output: Any, tokenizer: Any, duration_s: float, *, use_hotwords: bool) -> _Decoded:
+    def _generate_once(
+        self, encoder_output: Any, tokenizer: Any, duration_s: float, hint: RecognitionHint | None, *, use_hotwords: bool
+    ) -> _Decoded:
         from faster_whisper.transcribe import get_suppressed_tokens
 
-        prompt = self._prompt(tokenizer, use_hotwords=use_hotwords)
+        prompt = self._prompt(tokenizer, hint, use_hotwords=use_hotwords)
         max_new_tokens = self._token_limit(duration_s, len(prompt))
+        n_best = hint.n_best if hint is not None and hint.accept is not None else 1
 
         output = self._model.model.generate(
             encoder_output,
             [prompt],
-            beam_size=1,
+            beam_size=n_best,
+            num_hypotheses=n_best,
             max_length=len(prompt) + max_new_tokens,
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
             suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
         )[0]
-        tokens = output.sequences_ids[0]
+        chosen = 0
+        if n_best > 1 and hint is not None and hint.accept is not None:
+            chosen = _first_accepted(
+                [to_simplified(tokenizer.decode(tokens)) for tokens in output.sequences_ids], hint.accept
+            )
+        tokens = output.sequences_ids[chosen]
         # CTranslate2 returns the cumulative log-probability divided by the length (length_penalty=1);
         # faster-whisper recovers the mean over tokens plus end-of-text the same way.
-        avg_logprob = output.scores[0] * len(tokens) / (len(tokens) + 1)
+        avg_logprob = output.scores[chosen] * len(tokens) / (len(tokens) + 1)
         return _Decoded(
             text=tokenizer.decode(tokens),
             avg_logprob=avg_logprob,
@@ -469,7 +505,9 @@ class WhisperTranscriber:
             hit_token_limit=len(tokens) >= max_new_tokens,
         )
 
-    def _decode_short_window(self, samples: np.ndarray, language: str | None, duration_s: float) -> tuple[_Decoded, str]:
+    def _decode_short_window(
+        self, samples: np.ndarray, language: str | None, duration_s: float, hint: RecognitionHint | None = None
+    ) -> tuple[_Decoded, str]:
         features = self._model.feature_extractor(samples)
         content_frames = features.shape[-1]
         window = max(
@@ -480,22 +518,28 @@ class WhisperTranscriber:
         padded = np.zeros((features.shape[0], window), dtype=features.dtype)
         padded[:, : min(content_frames, window)] = features[:, :window]
 
-        decoded, reported = self._generate(padded, language, duration_s)
-        if self._is_suspect(decoded, duration_s):
+        decoded, reported = self._generate(padded, language, duration_s, hint)
+        if self._is_suspect(decoded, duration_s, hint):
             logger.info(
                 "Short-window decode of a %.1f s turn hit the token limit or looped; retrying on the 30 s window",
                 duration_s,
             )
-            decoded, reported = self._decode_full_window(samples, language, duration_s)
+            decoded, reported = self._decode_full_window(samples, language, duration_s, hint)
         return decoded, reported
 
-    def _decode_full_window(self, samples: np.ndarray, language: str | None, duration_s: float) -> tuple[_Decoded, str]:
+    def _decode_full_window(
+        self, samples: np.ndarray, language: str | None, duration_s: float, hint: RecognitionHint | None = None
+    ) -> tuple[_Decoded, str]:
         from faster_whisper.audio import pad_or_trim
 
         features = pad_or_trim(self._model.feature_extractor(samples))
-        return self._generate(features, language, duration_s)
+        return self._generate(features, language, duration_s, hint)
 
-    def _transcribe_plain(self, samples: np.ndarray, language: str | None, duration_s: float) -> tuple[_Decoded, str]:
+    def _transcribe_plain(
+        self, samples: np.ndarray, language: str | None, duration_s: float, hint: RecognitionHint | None = None
+    ) -> tuple[_Decoded, str]:
+        # The plain path keeps one hypothesis, so a hint brings its context (prompt and
+        # hotwords) but no grammar check.
         # WhisperModel.transcribe pads to 30 s windows and slides over turns longer than one window.
         # It would detect any of Whisper's 99 languages, so detection runs here first and is
         # limited to the configured set.
@@ -509,7 +553,7 @@ class WhisperTranscriber:
             reported, token_language = language, self._language_tokens[language]
 
         window_s = min(duration_s, _FULL_WINDOW_FRAMES / _FRAMES_PER_SECOND)
-        prompt_length = len(self._prompt(self._tokenizer(token_language)))
+        prompt_length = len(self._prompt(self._tokenizer(token_language), hint))
         max_new_tokens = self._token_limit(window_s, prompt_length)
         # Time limit for the whole turn, checked between 30 s windows. One window is bounded by
         # max_new_tokens.
@@ -520,8 +564,8 @@ class WhisperTranscriber:
             beam_size=1,
             temperature=0.0,
             condition_on_previous_text=False,
-            hotwords=self.hotwords,
-            initial_prompt=self.initial_prompt,
+            hotwords=self._hotwords(hint),
+            initial_prompt=hint.prompt if hint is not None and hint.prompt else self.initial_prompt,
             without_timestamps=True,
             max_new_tokens=max_new_tokens,
             no_speech_threshold=self.no_speech_threshold,
