@@ -80,7 +80,9 @@ class CallPipeline:
         pipeline = Pipeline(
             [
                 self.turn_detector,
-                TranscriptionProcessor(transcriber=services.transcriber, language=language, call_id=call_id),
+                TranscriptionProcessor(
+                    transcriber=services.transcriber, language=language, call_id=call_id, context=self.dialog.context
+                ),
                 self.dialog,
                 SpeechSynthesisProcessor(synthesizer=services.synthesizer, call_id=call_id),
                 self.output,

@@ -17,6 +17,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from voicebot.asr.hints import ExpectedInput
 from voicebot.dialog import nlu
 from voicebot.dialog.banking import AuditRecord, BankingApi, new_audit_id
 from voicebot.dialog.flows import ACTIONS, Flow, FlowSet, SlotSpec, Step
@@ -102,6 +103,30 @@ class FlowEngine:
             state.clear_flow()
             return None
         return flow, flow.step(state.step_id)
+
+    def expected_input(self, state: DialogState) -> ExpectedInput | None:
+        """What the waiting step expects from the caller's next turn, for the recogniser.
+
+        A collect step expects its slot (digits of a given length, an address, an amount); a
+        confirm step expects yes or no. None outside a flow or at a step that takes free text.
+        """
+        if state.flow_id is None or state.step_id is None:
+            return None
+        flow = self.flows.flows.get(state.flow_id)
+        if flow is None:
+            return None
+        try:
+            step = flow.step(state.step_id)
+        except KeyError:
+            return None
+        if step.collect is not None and step.collect in flow.slots:
+            spec = flow.slots[step.collect]
+            if spec.type in ("digits", "address", "amount", "yes_no"):
+                return ExpectedInput(kind=spec.type, accepts=lambda text: _accepts(spec, text), length=spec.length)
+            return None
+        if step.confirm is not None:
+            return ExpectedInput(kind="yes_no", accepts=lambda text: nlu.extract_yes_no(text) is not None)
+        return None
 
     async def try_turn(self, state: DialogState, result: nlu.NluResult, turn: CallerTurn) -> FlowOutcome | None:
         """Apply a caller turn to the waiting step; None when the step cannot use the turn."""
@@ -453,6 +478,11 @@ def _extract(spec: SlotSpec, text: str, dtmf: str, *, whole_turn: bool) -> nlu.E
         normalized = nlu.normalize(text)
         return nlu.ExtractedSlot(normalized, 0.8) if normalized and whole_turn else None
     return None
+
+
+def _accepts(spec: SlotSpec, text: str) -> bool:
+    value = _extract(spec, text, "", whole_turn=True)
+    return value is not None and _valid(spec, value)
 
 
 def _valid(spec: SlotSpec, value: nlu.ExtractedSlot) -> bool:

@@ -116,6 +116,7 @@ class DialogResponder:
         )
         if reply.kind is ReplyKind.HANDOFF or reply.end_call:
             state.ended = True
+        context.expected = None if state.ended else self.engine.expected_input(state)
         await self.store.save(state)
         logger.info("Turn %d: intent=%s handler=%s %s", turn.turn_index, result.intent, handler, state.log_summary(),
                     extra={"call_id": context.call_id})

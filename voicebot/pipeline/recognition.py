@@ -8,9 +8,11 @@ import time
 from pipecat.frames.frames import Frame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from voicebot.asr.hints import hint_for
 from voicebot.asr.whisper import WhisperTranscriber
 from voicebot.errors import OverloadedError
 from voicebot.pipeline.frames import CallerTranscriptFrame, CallerTurnAudioFrame
+from voicebot.responder.base import DialogContext
 
 logger = logging.getLogger(__name__)
 
@@ -22,11 +24,20 @@ class TranscriptionProcessor(FrameProcessor):
     the bot says nothing and keeps listening.
     """
 
-    def __init__(self, *, transcriber: WhisperTranscriber, language: str, call_id: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        transcriber: WhisperTranscriber,
+        language: str,
+        call_id: str = "",
+        context: DialogContext | None = None,
+    ) -> None:
         super().__init__(name="TranscriptionProcessor")
         self._transcriber = transcriber
         self._language = language
         self._call_id = call_id
+        # The call's dialog context: what the dialog expects next biases the decode.
+        self._context = context
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -34,7 +45,10 @@ class TranscriptionProcessor(FrameProcessor):
             await self.push_frame(frame, direction)
             return
         try:
-            transcript = await self._transcriber.transcribe(frame.audio, language=self._language)
+            hint = None
+            if self._context is not None:
+                hint = hint_for(self._context.expected, self._context.last_bot_text())
+            transcript = await self._transcriber.transcribe(frame.audio, language=self._language, hint=hint)
         except OverloadedError as e:
             # The bot cannot hear this turn; the caller gets the not-heard prompt from the dialog step.
             logger.error("ASR overloaded, turn %d lost: %s", frame.turn_index, e, extra={"call_id": self._call_id})
@@ -45,11 +59,12 @@ class TranscriptionProcessor(FrameProcessor):
             logger.info("turn %d gave no transcript (%s)", frame.turn_index, reason, extra=extra)
             return
         logger.info(
-            "turn %d transcribed: %d chars, confidence %.2f, %.0f ms",
+            "turn %d transcribed: %d chars, confidence %.2f, %.0f ms%s",
             frame.turn_index,
             len(transcript.text),
             transcript.confidence,
             transcript.decode_s * 1000,
+            f", expecting {hint.kind}" if hint is not None else "",
             extra=extra,
         )
         await self.push_frame(

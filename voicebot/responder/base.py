@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import AsyncIterator, Mapping, Protocol
 
+from voicebot.asr.hints import ExpectedInput
+
 
 class ReplyKind(str, Enum):
     """What the bot is doing with its reply."""
@@ -49,6 +51,13 @@ class DialogContext:
     centre: str = "default"
     history: list[tuple[str, str]] = field(default_factory=list)
     caller: str = ""  # the caller's number (ANI) as the telephony side gives it, "" when withheld
+    # What the dialog waits for after its last reply (digits, yes or no, an address), set by the
+    # responder on every turn and read by the recogniser to bias the next decode.
+    expected: ExpectedInput | None = None
+
+    def last_bot_text(self) -> str:
+        """The last thing the caller heard from the bot, "" before the first reply."""
+        return next((text for role, text in reversed(self.history) if role == "bot" and text), "")
 
 
 @dataclass(frozen=True)
