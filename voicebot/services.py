@@ -121,7 +121,7 @@ class Services:
         """Return the prompt version of a call; the call keeps it, with its flows, FAQ and policy, to the end.
 
         With `call_id` the call is pinned to the current version here, at its start, and
-        its turns are answered on that version. Without it, the call is pinned at its
+        the responder handles its turns with that version. Without it, the call is pinned at its
         first turn, so a reload between the greeting and that turn gives the call's
         messages and its responders different versions.
         """

@@ -1,8 +1,8 @@
 """Hot reload of flows, the FAQ and the escalation policy with the prompts, on real Redis and temp copies of the files.
 
 The dialog side of the service is built as load_services builds it (DialogSets started on a
-PromptStore, VersionedResponder, CallRecordStore); Whisper, TTS and the turn model are
-not needed to answer text turns and are left out.
+PromptStore, VersionedResponder, CallRecordStore). Whisper, TTS and the turn model are
+left out, because text turns do not use them.
 """
 
 from __future__ import annotations
@@ -88,11 +88,13 @@ class DialogService:
 async def dialog_service(tmp_path: Path, key_prefix: str) -> AsyncIterator[DialogService]:
     shutil.copytree(REPO_ROOT / "prompts", tmp_path / "prompts")
     shutil.copytree(REPO_ROOT / "dialogs", tmp_path / "dialogs")
+
     records = CallRecordStore(url=REDIS_URL, key_prefix=f"{key_prefix}:record:")
     await records.connect()
     banking = RedisBankingSimulator(url=REDIS_URL, key_prefix=f"{key_prefix}:bank:")
     await banking.seed()
     states = DialogStateStore(url=REDIS_URL, key_prefix=f"{key_prefix}:dialog:")
+
     sets = DialogSets(banking=banking, dialog_states=states, faq_threshold=0.80, records=records)
     prompts = PromptStore(
         prompts_dir=tmp_path / "prompts",
@@ -103,6 +105,7 @@ async def dialog_service(tmp_path: Path, key_prefix: str) -> AsyncIterator[Dialo
         actor="tester@test",
     )
     await sets.start(prompts)
+
     services = Services(
         settings=Settings(port=0),
         transcriber=None,  # type: ignore[arg-type]
@@ -288,3 +291,18 @@ async def test_broken_faq_rejected(dialog_service):
     assert [problem.code for problem in caught.value.problems] == ["missing_language"]
     assert str(service.root / FAQ) in service.prompts.last_problems[0]
     assert "travel_notice" in service.prompts.last_problems[0]
+
+
+async def test_broken_escalation_rejected(dialog_service):
+    """An escalation policy without its policy_version is rejected, and the last good version stays active."""
+    service = dialog_service
+    good = service.prompts.current()
+    path = service.root / "dialogs/escalation.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(re.sub(r"(?m)^policy_version:.*$", "policy_version: ''", text), encoding="utf-8")
+    with pytest.raises(DialogFileError):
+        await service.prompts.reload()
+    assert service.prompts.current().version == good.version
+    assert service.prompts.last_problems
+    assert str(path) in service.prompts.last_problems[0]
+    assert "policy_version" in service.prompts.last_problems[0]

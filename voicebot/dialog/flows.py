@@ -337,10 +337,10 @@ def parse_flows(
     """Validate flow file texts and return the flows, with `messages` as the texts they speak.
 
     `texts` maps the path that problems name to the file's text, in the order the files
-    are read. With `message_variables` (message key to its template variables) every
-    message key a step names is checked too; the prompt set passes None because it checks
-    the flows' message references against all prompt files itself. Raises FlowFileError
-    listing every problem in all files.
+    are read. With `message_variables` (message key to its template variables), every
+    message key a step names is checked too. The prompt set passes None, because it
+    checks the flows' message references against all prompt files itself. Raises
+    FlowFileError listing every problem in all files.
     """
     problems: list[FlowProblem | ValidationProblem] = []
     flows: dict[str, Flow] = {}

@@ -271,7 +271,7 @@ class DialogSets:
 
 
 class VersionedResponder:
-    """The Responder every call shares: answers each turn with the set of the call's version."""
+    """The Responder every call shares: routes each turn to the set of the call's version."""
 
     def __init__(self, sets: DialogSets) -> None:
         self._sets = sets

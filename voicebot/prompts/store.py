@@ -494,15 +494,6 @@ class PromptStore:
         await self._prepare_stored(bundle)
         self._set_current(bundle, reason="stored")
 
-    async def load_version(self, version: str | int) -> PromptBundle:
-        """Rebuild and prepare a stored version without activating it, for a call that started on it.
-
-        Raises PromptVersionError if there is no such version or it cannot serve calls.
-        """
-        bundle = self._rebuild(await self.get_version(version))
-        await self._prepare_stored(bundle)
-        return bundle
-
     async def _prepare_stored(self, bundle: PromptBundle) -> None:
         try:
             await self._prepare(bundle)
