@@ -33,7 +33,8 @@ SECTIONS = {
     "dialog": "bench.dialog",
     "escalation": "bench.escalation",
     "llm": "bench.llm",
-    # Twenty concurrent SIP calls take several minutes; run with --only sip.
+    # Twenty SIP calls with realistic traffic, then a burst of twenty as the worst case, take
+    # about 5 minutes, so the section runs only when named: --only sip.
     "sip": "bench.sip",
 }
 DEFAULT_SECTIONS = ("asr", "faq", "tts", "calls", "dialog", "escalation", "llm")

@@ -80,7 +80,12 @@ DEFAULT_THINK_S = (2.0, 5.0)
 # 2-core machine of bench/RESULTS.md), and under load a reply starts a few seconds after the turn.
 DEFAULT_REPLY_WAIT_S = 30.0
 BURST_CLIP = "faq_annual_fee"
-BURST_REPLY_WAIT_S = 15.0
+# Long enough for a reply that starts 15 s late and plays 22 s, so that late replies are measured too.
+BURST_REPLY_WAIT_S = 40.0
+# Stages of one caller turn, in pipeline order. input_lag and output_lag come from pairing the
+# wire times with the call records. The other names are keys of TurnRecord.latency_ms, and
+# tts_and_rest is end_to_end less turn_detect, asr and respond.
+STAGES = ("input_lag", "turn_detect", "asr", "respond", "tts_and_rest", "end_to_end", "output_lag", "wire")
 
 
 # Traffic plan and sipp scenarios.
@@ -288,14 +293,14 @@ class RunResult:
     sipp_failures: list[str]
     peak_held: int
     send_timings: list  # telephony.rtp.session.SendTiming of each call that sent audio
-    stages: dict[str, list[float]]  # stage name to one value per caller turn with a bot reply
+    stages: list[dict[str, float]]  # one dict of STAGES in ms per measured turn with a call record
     interrupted_replies: int
     bot_replies: int
 
 
 async def _watch_calls(gateway, seen: dict, peak: list[int], stop: asyncio.Event) -> None:
     while not stop.is_set():
-        seen.update(gateway.calls)
+        seen.update({call.call_id: call for call in gateway.calls.values()})
         peak[0] = max(peak[0], len(gateway.calls))
         await asyncio.sleep(0.1)
 
@@ -393,7 +398,13 @@ async def measure(
         if result.returncode != 0 or not count:
             failures.append(f"call {plan.index}: sipp exit code {result.returncode}, logs in {workdir / f'call{plan.index:03d}'}")
     timings = [call.rtp.send_timing for call in seen.values() if call.rtp.send_timing.packets]
-    stages, interrupted, replies = await _stage_latencies([call.call_id for call in seen.values()])
+    media_to_call = {caller_ports(index)[1]: index for index in range(calls)}
+    call_ids = {
+        media_to_call[call.rtp.remote[1]]: call.call_id
+        for call in seen.values()
+        if call.rtp.remote is not None and call.rtp.remote[1] in media_to_call
+    }
+    stages, interrupted, replies = await _stage_latencies(call_ids, turns)
     return RunResult(
         mode="burst" if burst else "realistic",
         command=command,
@@ -434,10 +445,56 @@ def _turns_from_capture(path: Path, calls: int) -> list[TurnLatency]:
     return turns
 
 
-async def _stage_latencies(call_ids: list[str]) -> tuple[dict[str, list[float]], int, int]:
-    """Read the call records and return the stage times per caller turn, the interrupted and all bot replies.
+@dataclass(frozen=True)
+class CallerRecord:
+    """A caller turn from the call record and the stage times of the bot reply recorded after it."""
 
-    Each caller turn is paired with the bot reply recorded after it. The greeting (bot turn 0) is skipped.
+    speech_ended_at: float  # epoch seconds, when the service's VAD saw the end of speech
+    latency_ms: dict[str, float]
+
+
+def match_records(turns: Sequence[TurnLatency], records: Sequence[CallerRecord]) -> list[dict[str, float]]:
+    """Pair one call's wire turns with its caller records and return the STAGES in ms of each pair.
+
+    The service's VAD detects the end of speech after the last caller packet crossed the wire.
+    So a turn takes the first unused record that ends at most 0.5 s before the turn's end on
+    the wire and before the caller's next turn starts. Turns without a reply or without a
+    complete record are left out.
+    """
+    pairs = []
+    used = set()
+    for number, turn in enumerate(turns):
+        if turn.reply_start_s is None:
+            continue
+        window_end = turns[number + 1].speech_start_s if number + 1 < len(turns) else float("inf")
+        for index, record in enumerate(records):
+            if index in used or not turn.speech_end_s - 0.5 <= record.speech_ended_at < window_end:
+                continue
+            used.add(index)
+            latency = record.latency_ms
+            if all(latency.get(name) is not None for name in ("turn_detect", "asr", "respond", "end_to_end")):
+                service_ms = {name: float(latency[name]) for name in ("turn_detect", "asr", "respond", "end_to_end")}
+                sent_at = record.speech_ended_at + service_ms["end_to_end"] / 1000
+                pairs.append(
+                    {
+                        "input_lag": (record.speech_ended_at - turn.speech_end_s) * 1000,
+                        **service_ms,
+                        "tts_and_rest": service_ms["end_to_end"] - service_ms["turn_detect"] - service_ms["asr"]
+                        - service_ms["respond"],
+                        "output_lag": (turn.reply_start_s - sent_at) * 1000,
+                        "wire": turn.latency_s * 1000,
+                    }
+                )
+            break
+    return pairs
+
+
+async def _stage_latencies(
+    call_ids: dict[int, str], turns: Sequence[TurnLatency]
+) -> tuple[list[dict[str, float]], int, int]:
+    """Read the call records and return the stage times per measured turn, the interrupted and all bot replies.
+
+    `call_ids` maps a caller index to the service's call id. The greeting (bot turn 0) is skipped.
     """
     # The services are closed by now, so a new store client reads the records.
     from voicebot.callrecord import CallRecordStore
@@ -445,11 +502,12 @@ async def _stage_latencies(call_ids: list[str]) -> tuple[dict[str, list[float]],
 
     store = CallRecordStore(url=Settings(port=0).redis_url)
     await store.connect()
-    stages: dict[str, list[float]] = {name: [] for name in ("turn_detect", "asr", "respond", "end_to_end")}
+    stages: list[dict[str, float]] = []
     interrupted = 0
     replies = 0
     try:
-        for call_id in call_ids:
+        for index, call_id in sorted(call_ids.items()):
+            records = []
             caller_turn = None
             for turn in await store.list_turns(call_id):
                 if turn.role == "caller":
@@ -459,11 +517,10 @@ async def _stage_latencies(call_ids: list[str]) -> tuple[dict[str, list[float]],
                     continue
                 replies += 1
                 interrupted += int(turn.interrupted)
-                latency = {**caller_turn.latency_ms, **turn.latency_ms}
-                if all(latency.get(name) is not None for name in stages):
-                    for name in stages:
-                        stages[name].append(float(latency[name]))
+                if caller_turn.ended_at is not None:
+                    records.append(CallerRecord(caller_turn.ended_at, {**caller_turn.latency_ms, **turn.latency_ms}))
                 caller_turn = None
+            stages += match_records([turn for turn in turns if turn.call == index], records)
     finally:
         await store.close()
     return stages, interrupted, replies
@@ -534,31 +591,34 @@ def format_run(result: RunResult, *, title: str) -> str:
             f"| bot RTP send lateness, worst packet | {max(t.max_ms for t in result.send_timings):.1f} ms | |",
             f"| send-grid restarts (sends > 100 ms late) | {sum(t.grid_restarts for t in result.send_timings)} | 0 |",
         ]
-    lines += _format_stages(result.stages)
+    lines += _format_stages(result.stages, len(latencies))
     if result.sipp_failures:
         lines += ["", "sipp failures:", ""] + [f"- {failure}" for failure in result.sipp_failures]
     return "\n".join(lines) + "\n"
 
 
-def _format_stages(stages: dict[str, list[float]]) -> list[str]:
-    count = len(stages.get("end_to_end", []))
-    if not count:
-        return ["", "No call record has all stage times; stage times are missing."]
-    # The slowest turns by end_to_end, so the table shows which stage grows in the tail.
-    cutoff = percentile(stages["end_to_end"], 0.95)
-    slow = [i for i, value in enumerate(stages["end_to_end"]) if value >= cutoff]
+def _format_stages(stages: list[dict[str, float]], measured: int) -> list[str]:
+    if not stages:
+        return ["", "No measured turn was matched with a complete call record, so the stage times are missing."]
+    # The slowest turns on the wire, so the table shows which stage grows in the tail.
+    cutoff = percentile([turn["wire"] for turn in stages], 0.95)
+    slow = [turn for turn in stages if turn["wire"] >= cutoff]
     lines = [
         "",
-        f"Where the time goes, from the call records ({count} caller turns with a bot reply). turn_detect is the end",
-        "of speech (VAD) to the end of the turn (Smart Turn), asr is the end of the turn to the transcript, respond",
-        "is the dialog, end_to_end is the end of speech to the first bot audio sent, as the service sees it.",
-        f"The last column is the median over the {len(slow)} turns with end_to_end at or above its p95.",
+        f"Where the time goes: {len(stages)} of the {measured} measured turns matched with their call record. "
+        "input_lag is the wire's end of speech to the service's (receive path and jitter buffer), turn_detect "
+        "the end of speech (VAD) to the end of the turn (Smart Turn), asr the end of the turn to the transcript, "
+        "respond the dialog, tts_and_rest the rest of end_to_end, which ends at the first bot audio the service "
+        "sends. output_lag is from that send to the first voiced bot packet on the wire, and wire is the whole "
+        "latency measured above. Stages do not add up across percentiles. The last column is the median over the "
+        f"{len(slow)} turns with the wire latency at or above its p95.",
         "",
         "| stage | p50 ms | p95 ms | median of the slowest 5% ms |",
         "|---|---|---|---|",
     ]
-    for name, values in stages.items():
-        slowest = statistics.median(values[i] for i in slow)
+    for name in STAGES:
+        values = [turn[name] for turn in stages]
+        slowest = statistics.median(turn[name] for turn in slow)
         lines.append(f"| {name} | {percentile(values, 0.5):.0f} | {percentile(values, 0.95):.0f} | {slowest:.0f} |")
     return lines
 

@@ -175,3 +175,44 @@ def test_successful_calls_parses_sipp_statistics():
 
     assert sip.successful_calls(output) == 1
     assert sip.successful_calls("no statistics") is None
+
+
+def record(ended_at: float, **latency_ms: float) -> sip.CallerRecord:
+    return sip.CallerRecord(speech_ended_at=ended_at, latency_ms=latency_ms)
+
+
+def test_match_records_splits_wire_latency():
+    turns = [sip.TurnLatency(0, 0, 5.0, 7.0, 8.5, 15.0)]
+    records = [record(7.25, turn_detect=280, asr=400, respond=50, end_to_end=1000)]
+
+    (stages,) = sip.match_records(turns, records)
+
+    assert stages["input_lag"] == pytest.approx(250)
+    assert stages["tts_and_rest"] == pytest.approx(270)
+    assert stages["output_lag"] == pytest.approx(250)
+    assert stages["wire"] == pytest.approx(1500)
+    assert set(stages) == set(sip.STAGES)
+
+
+def test_match_records_skips_turn_without_reply():
+    turns = [sip.TurnLatency(0, 0, 5.0, 7.0, None, None), sip.TurnLatency(0, 1, 20.0, 22.0, 23.0, 30.0)]
+    records = [
+        record(7.3, turn_detect=280, asr=400),
+        record(22.2, turn_detect=280, asr=400, respond=50, end_to_end=700),
+    ]
+
+    pairs = sip.match_records(turns, records)
+
+    assert len(pairs) == 1
+    assert pairs[0]["input_lag"] == pytest.approx(200)
+
+
+def test_match_records_leaves_out_incomplete_record():
+    turns = [sip.TurnLatency(0, 0, 5.0, 7.0, 8.0, 15.0), sip.TurnLatency(0, 1, 20.0, 22.0, 23.0, 30.0)]
+    records = [record(7.3, turn_detect=280, asr=400), record(22.3, turn_detect=280, asr=400, respond=50, end_to_end=600)]
+
+    pairs = sip.match_records(turns, records)
+
+    assert len(pairs) == 1
+    assert pairs[0]["wire"] == pytest.approx(1000)
+    assert pairs[0]["input_lag"] == pytest.approx(300)
