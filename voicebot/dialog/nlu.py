@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from voicebot.dialog.numbers import DIGIT_CHARACTERS, DIGIT_SOUND_ALIKES, parse_chinese_number
+from voicebot.dialog.places import place_names
 from voicebot.responder.asr_fixes import normalize_transcript, to_syllables
 
 # Intents the engine knows. Flow intents start a flow of the same trigger.
@@ -417,7 +418,8 @@ def extract_address(text: str, *, whole_turn: bool = False) -> ExtractedSlot | N
     """Find a Chinese postal address span, such as 上海市浦东新区世纪大道一百号.
 
     The span starts after a lead-in (新地址是, 搬到) or, with `whole_turn` (the flow just
-    asked for the address), at the start of the turn. Confidence grows with the parts
+    asked for the address), at the start of the turn. Sound-alike place names in it are
+    corrected with `dialogs/places.yaml` (voicebot.dialog.places). Confidence grows with the parts
     present (district or city, road, house number): 0.9 with all three or two plus a
     number, 0.7 with two, 0.4 with one, 0.2 with none. Returns None for fewer than
     MIN_ADDRESS_CHARACTERS characters.
@@ -437,6 +439,9 @@ def extract_address(text: str, *, whole_turn: bool = False) -> ExtractedSlot | N
     span = _ADDRESS_TAIL.sub("", _ADDRESS_HEAD.sub("", span))
     if len(span) < MIN_ADDRESS_CHARACTERS:
         return None
+    names = place_names()
+    if names is not None:
+        span = names.correct(span)
     parts = sum(1 for pattern in (_ADMIN, _ROAD, _BUILDING) if pattern.search(span))
     has_number = any(char in DIGIT_CHARACTERS for char in span)
     if parts == 3 or (parts == 2 and has_number and _BUILDING.search(span)):
