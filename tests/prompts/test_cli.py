@@ -99,3 +99,11 @@ async def test_versions_rollback_show(tree, key_prefix):
         assert "prompt version 7 not found" in missing.stderr
     finally:
         await service.close()
+
+
+def test_check_reports_broken_place_names(tree):
+    """A broken dialogs/places.yaml fails the check with the file and the key to fix."""
+    (tree.dialogs / "places.yaml").write_text("towns: [广州市]\n", encoding="utf-8")
+    result = run_cli("check", "--prompts", str(tree.prompts), "--dialogs", str(tree.dialogs))
+    assert result.returncode == 1
+    assert "places.yaml" in result.stdout and "towns" in result.stdout

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 
 from voicebot.config import REPO_ROOT, Settings
+from voicebot.dialog.places import PLACES_FILE, load_places
+from voicebot.errors import KnowledgeBaseError
 from voicebot.prompts.bundle import load_bundle
 from voicebot.prompts.store import DEFAULT_KEY_PREFIX, PromptStore, VersionRecord
 from voicebot.responder.messages import DialogFileError
@@ -130,6 +132,15 @@ def _check(args: argparse.Namespace) -> int:
             print(problem.describe(args.lang))
         print(_say("check_failed", args.lang, count=len(error.problems)), file=sys.stderr)
         return 1
+    places = args.dialogs / PLACES_FILE
+    if places.exists():
+        # The place-name list only corrects what was heard, so it is not part of a version.
+        try:
+            load_places(places)
+        except KnowledgeBaseError as error:
+            print(error)
+            print(_say("check_failed", args.lang, count=1), file=sys.stderr)
+            return 1
     print(
         _say(
             "check_ok", args.lang, messages=len(bundle.messages), centres=len(bundle.centres),
