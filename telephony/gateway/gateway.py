@@ -87,8 +87,11 @@ class SipGateway:
 
     async def start(self) -> None:
         await self._server.start()
+        mode = self.settings.transfer_mode
+        if mode == "warm":
+            mode = f"warm ({self.settings.warm_transfer_connect})"
         logger.info("SIP gateway on %s:%d: max %d calls, %s transfers", self.settings.host, self.port,
-                    self.settings.max_calls, self.settings.transfer_mode)
+                    self.settings.max_calls, mode)
 
     async def close(self) -> None:
         """Hang up every call, wait for them to close, then stop the SIP server."""

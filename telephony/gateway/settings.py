@@ -13,6 +13,8 @@ from telephony.sip.message import parse_uri
 from voicebot.errors import ConfigError
 
 TRANSFER_MODES = ("blind", "warm")
+# Ways a warm transfer can join the caller to the rep after the whisper.
+WARM_TRANSFER_CONNECTS = ("bridge", "replaces")
 TRANSPORTS = ("udp", "tcp")
 
 
@@ -41,6 +43,10 @@ class SipSettings:
     transfer_mode: str = "blind"
     queue_uri: str | None = None
     rep_uris: tuple[str, ...] = ()
+    # Warm transfers only. "bridge": the gateway relays media between the caller's and the rep's
+    # legs. "replaces": REFER the caller to the rep with Replaces naming the consult call
+    # (RFC 3891, RFC 5589 attended transfer), and bridge instead if the caller's side rejects it.
+    warm_transfer_connect: str = "bridge"
     # How long a consult call may ring before the gateway cancels it.
     consult_timeout_s: float = 20.0
     # How long a REFER may wait for its final NOTIFY before the bot takes the call back.
@@ -73,6 +79,11 @@ class SipSettings:
             raise ConfigError(f"RTP port range {low}-{high} is invalid; use 1024 <= low < high <= 65535")
         if self.transfer_mode not in TRANSFER_MODES:
             raise ConfigError(f"transfer mode {self.transfer_mode!r} is unknown; use one of {TRANSFER_MODES}")
+        if self.warm_transfer_connect not in WARM_TRANSFER_CONNECTS:
+            raise ConfigError(
+                f"warm_transfer_connect={self.warm_transfer_connect!r} is invalid; "
+                f"set VOICEBOT_SIP_WARM_TRANSFER_CONNECT to one of {WARM_TRANSFER_CONNECTS}"
+            )
         for uri in ((self.queue_uri,) if self.queue_uri else ()) + self.rep_uris:
             try:
                 parse_uri(uri)
@@ -108,7 +119,8 @@ class SipSettings:
                 raise ConfigError(f"VOICEBOT_SIP_{name}={value!r} is not a number; set it to a {kind.__name__}") from None
 
         for key, name in (("host", "HOST"), ("digest_realm", "DIGEST_REALM"), ("transfer_mode", "TRANSFER_MODE"),
-                          ("queue_uri", "QUEUE_URI"), ("language", "LANGUAGE"), ("centre", "CENTRE")):
+                          ("queue_uri", "QUEUE_URI"), ("language", "LANGUAGE"), ("centre", "CENTRE"),
+                          ("warm_transfer_connect", "WARM_TRANSFER_CONNECT")):
             if (value := text(name)) is not None:
                 values[key] = value
         for key, name in (("transports", "TRANSPORTS"), ("allowed_networks", "ALLOWED_NETWORKS"),

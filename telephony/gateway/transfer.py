@@ -1,10 +1,19 @@
-"""Transfers of a SIP call to a person: blind (REFER to a queue) and warm (consult call, whisper, bridge).
+"""Transfers of a SIP call to a person: blind (REFER to a queue) and warm (consult call, whisper, connect).
 
-Warm transfers bridge the two legs' media in the gateway instead of sending REFER with
-Replaces: the caller's PBX then needs no REFER support, the bot can take the call back if
-the rep's leg fails at any point, and the handoff headers stay on a leg the bot controls.
-The cost is that the audio of a transferred call keeps flowing through the gateway (one
-decode and encode per direction) until one side hangs up.
+A warm transfer connects the caller to the rep in one of two ways (`warm_transfer_connect`):
+
+- "bridge" (the default): the gateway relays the two legs' media. The caller's PBX then needs
+  no REFER support, and the bot can take the call back if the rep's leg fails at any point.
+  The cost is that the audio keeps flowing through the gateway (one decode and encode per
+  direction) until one side hangs up.
+- "replaces": the attended transfer of RFC 5589. A REFER to the caller carries
+  `Refer-To: <rep-uri?Replaces=...>` naming the consult dialog (RFC 3891), so the caller's
+  side calls the rep and the rep's UA swaps the bot's leg for the new one. The gateway hangs
+  up its legs once a NOTIFY reports 200. When the caller's side rejects the REFER, reports a
+  failure or does not finish within `refer_timeout_s`, the gateway bridges the media instead,
+  so the transfer still happens.
+
+The handoff headers are on the consult INVITE in both cases.
 """
 
 from __future__ import annotations
@@ -27,7 +36,8 @@ from telephony.gateway.handoff import (
 )
 from telephony.rtp.sender import RtpPacketizer
 from telephony.rtp.session import RtpSession, RtpSessionClosedError
-from telephony.sip.events import CallAnswered, CallEnded, CallProgress, Event
+from telephony.sip.errors import SipError
+from telephony.sip.events import CallAnswered, CallEnded, CallProgress, Event, ReferResult
 from telephony.sip.message import parse_uri
 from voicebot.errors import KnowledgeBaseError, OverloadedError, UpstreamError
 from voicebot.handoff.models import REASON_LABELS
@@ -113,32 +123,41 @@ async def blind_transfer(gateway: SipGateway, call: SipCall, *, headers: list[tu
     # URI headers in Refer-To are copied into the INVITE the caller's side sends (RFC 3515 section 2.1).
     separator = "&" if "?" in settings.queue_uri else "?"
     target = settings.queue_uri + separator + "&".join(f"{name}={value}" for name, value in headers)
+    _drain_refer_results(call)
+    gateway.execute(gateway.agent.refer(call.sip_call_id, target=target, headers=headers, now=gateway.now()))
+    result = await _await_refer_result(call, timeout_s=settings.refer_timeout_s, label="blind transfer")
+    if result is None or not 200 <= result.status < 300:
+        return False
+    call.hang_up("transferred")
+    return True
+
+
+def _drain_refer_results(call: SipCall) -> None:
+    """Drop results of an earlier REFER of this call, so the next wait gets only the new one's."""
     while not call.refer_results.empty():
         call.refer_results.get_nowait()
-    gateway.execute(gateway.agent.refer(call.sip_call_id, target=target, headers=headers, now=gateway.now()))
+
+
+async def _await_refer_result(call: SipCall, *, timeout_s: float, label: str) -> ReferResult | None:
+    """Return the final result of the REFER in progress (response >= 300 or the last NOTIFY), or None on timeout."""
+    extra = {"call_id": call.call_id}
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + settings.refer_timeout_s
+    deadline = loop.time() + timeout_s
     while True:
         try:
             result = await asyncio.wait_for(call.refer_results.get(), timeout=max(0.0, deadline - loop.time()))
         except asyncio.TimeoutError:
-            logger.warning("blind transfer: no final NOTIFY within %.0f s", settings.refer_timeout_s,
-                           extra={"call_id": call.call_id})
-            return False
-        logger.info("blind transfer progress: %d %s", result.status, "final" if result.final else "",
-                    extra={"call_id": call.call_id})
-        if not result.final:
-            continue
-        if 200 <= result.status < 300:
-            call.hang_up("transferred")
-            return True
-        return False
+            logger.warning("%s: no final NOTIFY within %.0f s", label, timeout_s, extra=extra)
+            return None
+        logger.info("%s progress: %d %s", label, result.status, "final" if result.final else "", extra=extra)
+        if result.final:
+            return result
 
 
 async def warm_transfer(
     gateway: SipGateway, call: SipCall, info: HandoffRequestInfo, *, headers: list[tuple[str, str]]
 ) -> bool:
-    """Call a rep, whisper the summary to the rep only, then bridge the caller to the rep; False if not reached."""
+    """Call a rep, whisper the summary to the rep only, then connect the caller to the rep; False if not reached."""
     settings = gateway.settings
     rep_uri = gateway.next_rep_uri()
     uri = parse_uri(rep_uri)
@@ -173,6 +192,10 @@ async def warm_transfer(
         if call.end_reason is not None:
             await _close_leg(gateway, leg)  # the caller hung up during the whisper
             return True
+        if settings.warm_transfer_connect == "replaces":
+            outcome = await _transfer_by_replaces(gateway, call, leg, rep_uri=rep_uri, extra=extra)
+            if outcome is not None:
+                return outcome
         leg.bridged_call = call
         await call.bridge(rtp, reason="transferred")
         call.spawn(_rep_to_caller(gateway, call, leg), name="sip-bridge")
@@ -180,6 +203,51 @@ async def warm_transfer(
     except BaseException:
         await _close_leg(gateway, leg)
         raise
+
+
+async def _transfer_by_replaces(gateway: SipGateway, call: SipCall, leg: ConsultLeg, *, rep_uri: str,
+                                extra: dict[str, str]) -> bool | None:
+    """Transfer with REFER and Replaces; return True or False as `warm_transfer` does, or None to bridge instead."""
+    failure = await _refer_with_replaces(gateway, call, leg, rep_uri=rep_uri)
+    if failure is None:
+        call.hang_up("transferred")
+        await _close_leg(gateway, leg)
+        return True
+    if call.end_reason is not None:
+        await _close_leg(gateway, leg)  # the caller hung up while the REFER was pending
+        return True
+    if leg.ended:
+        logger.warning("REFER with Replaces failed (%s) and the rep's leg has ended; the call returns to the bot",
+                       failure, extra=extra)
+        await _close_leg(gateway, leg)
+        return False
+    logger.warning("REFER with Replaces failed (%s); bridging the media instead", failure, extra=extra)
+    return None
+
+
+async def _refer_with_replaces(gateway: SipGateway, call: SipCall, leg: ConsultLeg, *, rep_uri: str) -> str | None:
+    """Send the caller a REFER to `rep_uri` that replaces the consult dialog; return None on a NOTIFY 2xx, else why not.
+
+    Replaces names the consult dialog from the rep's side (RFC 3891): the Call-ID, to-tag = the
+    rep's tag and from-tag = the bot's tag.
+    """
+    settings = gateway.settings
+    _drain_refer_results(call)
+    try:
+        actions = gateway.agent.refer(call.sip_call_id, target=rep_uri, replaces_call_id=leg.call_id,
+                                      now=gateway.now())
+    except SipError as e:
+        return f"REFER not sent: {e}"
+    if not actions:
+        return "REFER not sent: the caller's dialog has ended"
+    gateway.execute(actions)
+    result = await _await_refer_result(call, timeout_s=settings.refer_timeout_s, label="REFER with Replaces")
+    if result is None:
+        return f"no final NOTIFY within {settings.refer_timeout_s:g} s"
+    if 200 <= result.status < 300:
+        return None
+    # Only the status: the reason phrase is peer-controlled text, which the logs leave out.
+    return f"the caller's side reported {result.status}"
 
 
 async def _await_answer(gateway: SipGateway, leg: ConsultLeg, *, timeout_s: float,

@@ -13,7 +13,7 @@ import os
 import shutil
 import signal
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,6 +198,37 @@ Content-Length: 0
 """
 
 
+_RESPONSE_TO_REFER = """  <send><![CDATA[
+SIP/2.0 {status}
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+"""
+
+
+def _notify_sipfrag(*, cseq: int, status_line: str, subscription_state: str) -> str:
+    """NOTIFY of the REFER subscription carrying `status_line` as message/sipfrag, and its 200."""
+    return f"""  <send retrans="500"><![CDATA[
+NOTIFY sip:voicebot@[remote_ip]:[remote_port] SIP/2.0
+{_HEADERS}
+To: <sip:voicebot@[remote_ip]:[remote_port]>;tag=[$bot_tag]
+CSeq: {cseq} NOTIFY
+Event: refer
+Subscription-State: {subscription_state}
+Content-Type: message/sipfrag
+Content-Length: [len]
+
+SIP/2.0 {status_line}
+]]></send>
+  <recv response="200"/>
+"""
+
+
 def accept_refer(*, cseq: int) -> str:
     """Wait for the bot's REFER, log its handoff id, answer 202, NOTIFY 200 sipfrag, then take the BYE."""
     return f"""  <recv request="REFER">
@@ -207,30 +238,56 @@ def accept_refer(*, cseq: int) -> str:
       <log message="handoff-id [$handoff_id] reason [$reason]"/>
     </action>
   </recv>
-  <send><![CDATA[
-SIP/2.0 202 Accepted
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Content-Length: 0
-
-]]></send>
-  <send retrans="500"><![CDATA[
-NOTIFY sip:voicebot@[remote_ip]:[remote_port] SIP/2.0
-{_HEADERS}
-To: <sip:voicebot@[remote_ip]:[remote_port]>;tag=[$bot_tag]
-CSeq: {cseq} NOTIFY
-Event: refer
-Subscription-State: terminated;reason=noresource
-Content-Type: message/sipfrag
-Content-Length: [len]
-
-SIP/2.0 200 OK
-]]></send>
-  <recv response="200"/>
+{_RESPONSE_TO_REFER.format(status="202 Accepted")}
+{_notify_sipfrag(cseq=cseq, status_line="200 OK", subscription_state="terminated;reason=noresource")}
 {answer_bye()}"""
+
+
+# Refer-To of an attended transfer: the rep's URI with a Replaces header (RFC 3891) whose value
+# is escaped as a URI header ("@" as %40, ";" as %3B, "=" as %3D). The groups are the consult
+# call's Call-ID, its to-tag (the rep's tag) and its from-tag (the bot's tag).
+REPLACES_REFER_TO = (
+    r"sip:rep@127\.0\.0\.1:[0-9]+\?Replaces=([0-9a-f]+%40[0-9.]+)%3Bto-tag%3D([^%;?]+)"
+    r"%3Bfrom-tag%3D([0-9a-f]+)"
+)
+
+
+def accept_replaces_refer(*, cseq: int) -> str:
+    """Wait for a REFER whose Refer-To carries Replaces, log its parts, answer 202, NOTIFY 100 and 200, take the BYE.
+
+    sipp fails the call when Refer-To does not match REPLACES_REFER_TO or Referred-By is missing.
+    """
+    return f"""  <recv request="REFER">
+    <action>
+      <ereg regexp="{REPLACES_REFER_TO}" search_in="hdr" header="Refer-To:" check_it="true"
+            assign_to="refer_to,replaces_call_id,replaces_to_tag,replaces_from_tag"/>
+      <ereg regexp="sip:voicebot@[0-9.]+:[0-9]+" search_in="hdr" header="Referred-By:" check_it="true"
+            assign_to="referred_by"/>
+      <log message="refer-to [$refer_to] call-id [$replaces_call_id] to-tag [$replaces_to_tag] from-tag [$replaces_from_tag] referred-by [$referred_by]"/>
+    </action>
+  </recv>
+{_RESPONSE_TO_REFER.format(status="202 Accepted")}
+{_notify_sipfrag(cseq=cseq, status_line="100 Trying", subscription_state="active;expires=60")}
+{_notify_sipfrag(cseq=cseq + 1, status_line="200 OK", subscription_state="terminated;reason=noresource")}
+{answer_bye()}"""
+
+
+def refuse_refer(*, status: str, notify_status: str | None = None, cseq: int = 2) -> str:
+    """Wait for the bot's REFER with Replaces and answer it with `status` (e.g. "501 Not Implemented").
+
+    With `notify_status` (e.g. "603 Declined") the REFER is accepted with `status` and a final
+    NOTIFY then reports that failure, as a caller's UA does when its call to the target fails.
+    """
+    steps = f"""  <recv request="REFER">
+    <action>
+      <ereg regexp="Replaces=" search_in="hdr" header="Refer-To:" check_it="true" assign_to="replaces"/>
+      <log message="refer refused, Refer-To had [$replaces]"/>
+    </action>
+  </recv>
+{_RESPONSE_TO_REFER.format(status=status)}"""
+    if notify_status is not None:
+        steps += _notify_sipfrag(cseq=cseq, status_line=notify_status, subscription_state="terminated;reason=noresource")
+    return steps
 
 
 def answer_bye() -> str:
@@ -253,9 +310,12 @@ def rep_answers(*, pcap: Path | None, pause_before_play_ms: int = 0) -> str:
     steps = f"""  <recv request="INVITE">
     <action>
       <ereg regexp="([0-9a-f]{{32}})" search_in="hdr" header="X-Voicebot-Handoff-Id:" assign_to="handoff_id"/>
+      <ereg regexp="tag=([^;> \\r\\n]+)" search_in="hdr" header="From:" assign_to="from_header,bot_tag"/>
       <log message="handoff-id [$handoff_id]"/>
+      <log message="consult call-id [call_id] bot-tag [$bot_tag] rep-tag [pid]SIPpTag01[call_number]"/>
     </action>
   </recv>
+  <Reference variables="from_header"/>
   <send><![CDATA[
 SIP/2.0 180 Ringing
 [last_Via:]
@@ -443,6 +503,15 @@ def dtmf_pcap(path: Path, digits: str) -> None:
         packets += packetizer.telephone_event(digit, duration_ms=100)
     packets += [packetizer.packetize(silence) for _ in range(5)]
     write_rtp_pcap(path, packets)
+
+
+async def wait_until(condition: Callable[[], bool], *, timeout_s: float = 20.0) -> bool:
+    """Poll `condition` every 50 ms; return its last value (a guard against hanging, not a timed check)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition() and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    return condition()
 
 
 def wav_seconds(path: Path) -> float:

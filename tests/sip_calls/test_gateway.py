@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,19 +10,10 @@ import pytest
 from telephony.gateway import SipGateway
 from tests.sip_calls import harness
 from tests.sip_calls.conftest import Ports
-from tests.sip_calls.harness import Sipp, bye, capture, invite, pause, play, reinvite, scenario
+from tests.sip_calls.harness import Sipp, bye, capture, invite, pause, play, reinvite, scenario, wait_until
 from voicebot.services import Services
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
-
-
-async def wait_until(condition: Callable[[], bool], *, timeout_s: float = 20.0) -> bool:
-    """Poll `condition` every 50 ms; return its last value (a guard against hanging, not a timed check)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition() and loop.time() < deadline:
-        await asyncio.sleep(0.05)
-    return condition()
 
 
 def caller(tmp_path: Path, ports: Ports, gateway: SipGateway, xml: str, **kwargs: object) -> Sipp:

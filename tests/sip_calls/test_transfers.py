@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import aiohttp
 import pytest
@@ -12,7 +14,8 @@ from aiohttp import web
 from telephony.gateway import SipGateway, add_sip_routes
 from tests.sip_calls import harness
 from tests.sip_calls.conftest import Ports
-from tests.sip_calls.harness import Sipp, accept_refer, bye, capture, invite, pause, play, scenario
+from tests.sip_calls.harness import Sipp, accept_refer, bye, capture, invite, pause, play, scenario, wait_until
+from voicebot.services import Services
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(150)]
 
@@ -128,3 +131,85 @@ async def test_warm_transfer_busy_returns_to_bot(gateway_factory, ports: Ports, 
     # voiced frames are counted instead of separate spans.
     voiced_after = [f for f in to_caller if f.time_s > busy_at[0] and f.rms > harness.VOICED_RMS]
     assert len(voiced_after) * 0.02 > 1.5, f"the bot said little after the 486: {len(voiced_after)} voiced frames"
+
+
+async def test_warm_transfer_replaces_refer_accepted(gateway_factory, ports: Ports, caller_pcap, greeting_s: float,
+                                                     tmp_path: Path, services: Services, caplog):
+    """With connect "replaces", the caller gets a REFER that replaces the consult call; after NOTIFY 200 the bot leaves."""
+    gateway = await gateway_factory(transfer_mode="warm", rep_uris=(f"sip:rep@127.0.0.1:{ports.rep_sip}",),
+                                    warm_transfer_connect="replaces")
+    request_pcap, _ = caller_pcap("human_request")
+    rep_sipp = rep(tmp_path, ports, scenario("rep", harness.rep_answers(pcap=None)))
+    caller_xml = scenario("replaces", invite(), pause(int(greeting_s * 1000) + 800), play(request_pcap),
+                          harness.accept_replaces_refer(cseq=2))
+    caller_sipp = caller(tmp_path, ports, gateway, caller_xml)
+    caplog.set_level(logging.INFO, logger="telephony.gateway.transfer")
+    await rep_sipp.start()
+    await caller_sipp.start()
+    assert await wait_until(lambda: bool(gateway.calls))
+    call_id = next(iter(gateway.calls.values())).call_id
+    caller_result = await caller_sipp.wait(timeout_s=120)
+    rep_result = await rep_sipp.wait(timeout_s=30)
+    assert caller_result.returncode == 0, caller_result.output
+    assert rep_result.returncode == 0, rep_result.output
+    assert re.search(r"handoff-id [0-9a-f]{32}", rep_result.log), rep_result.log
+
+    refer = re.search(r"call-id (\S+) to-tag (\S+) from-tag (\S+) referred-by sip:voicebot@", caller_result.log)
+    assert refer, caller_result.log
+    consult = re.search(r"consult call-id (\S+) bot-tag (\S+) rep-tag (\S+)", rep_result.log)
+    assert consult, rep_result.log
+    assert unquote(refer.group(1)) == consult.group(1)
+    assert refer.group(2) == consult.group(3)
+    assert refer.group(3) == consult.group(2)
+
+    assert await wait_until(lambda: not gateway.calls)
+    record = await services.store.get_call(call_id)
+    assert record is not None
+    assert record.end_reason == "transferred"
+    assert not any("bridging the media instead" in r.getMessage() for r in caplog.records)
+
+
+# How the caller's side refuses the REFER: the response, an optional failure NOTIFY after a 202,
+# and the words the gateway's log gives as the reason.
+REFUSALS = {
+    "501-response": ({"status": "501 Not Implemented"}, "501"),
+    "603-notify": ({"status": "202 Accepted", "notify_status": "603 Declined"}, "603"),
+    "no-notify": ({"status": "202 Accepted"}, "no final NOTIFY"),
+}
+
+
+@pytest.mark.parametrize("refusal", list(REFUSALS))
+async def test_warm_transfer_replaces_refused_bridges(gateway_factory, ports: Ports, caller_pcap, greeting_s: float,
+                                                      tmp_path: Path, caplog, refusal: str):
+    """A caller whose side refuses the REFER (501, a 603 NOTIFY, no NOTIFY) is bridged to the rep, and the reason is logged."""
+    refuse_steps, logged_reason = REFUSALS[refusal]
+    gateway = await gateway_factory(transfer_mode="warm", rep_uris=(f"sip:rep@127.0.0.1:{ports.rep_sip}",),
+                                    warm_transfer_connect="replaces", refer_timeout_s=2.0)
+    request_pcap, _ = caller_pcap("human_request")
+    rep_pcap, rep_clip_s = caller_pcap("faq_late_payment")
+    rep_sipp = rep(tmp_path, ports, scenario("rep", harness.rep_answers(pcap=rep_pcap, pause_before_play_ms=9000)))
+    caller_xml = scenario(f"replaces-{refusal}", invite(), pause(int(greeting_s * 1000) + 800), play(request_pcap),
+                          harness.refuse_refer(**refuse_steps, cseq=2),
+                          pause(9000 + int(rep_clip_s * 1000) + 4000), bye(cseq=3))
+    caller_sipp = caller(tmp_path, ports, gateway, caller_xml)
+    caplog.set_level(logging.INFO, logger="telephony.gateway.transfer")
+    async with capture(tmp_path / f"replaces-{refusal}.pcap", ports=[ports.caller_media, ports.rep_media]) as path:
+        await rep_sipp.start()
+        await caller_sipp.start()
+        caller_result = await caller_sipp.wait(timeout_s=120)
+        rep_result = await rep_sipp.wait(timeout_s=30)
+    assert caller_result.returncode == 0, caller_result.output
+    assert rep_result.returncode == 0, rep_result.output
+    fallbacks = [r.getMessage() for r in caplog.records if "bridging the media instead" in r.getMessage()]
+    assert len(fallbacks) == 1, [r.getMessage() for r in caplog.records]
+    assert logged_reason in fallbacks[0]
+
+    frames = harness.rtp_frames(harness.read_capture(path))
+    rep_voice = harness.voiced_spans([f for f in frames if f.source_port == ports.rep_media])
+    to_caller = harness.voiced_spans([f for f in frames if f.destination_port == ports.caller_media])
+    assert rep_voice, "the rep's sipp sent no voiced RTP"
+    rep_start, rep_end = rep_voice[0][0], rep_voice[-1][1]
+    bridged = [span for span in to_caller if rep_start <= span[0] <= rep_end]
+    assert bridged, f"the rep's voice did not reach the caller: rep {rep_voice}, caller got {to_caller}"
+    assert sum(end - start for start, end in bridged) > rep_clip_s / 2
+    assert not gateway.calls
