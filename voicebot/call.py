@@ -133,7 +133,8 @@ class CallSession:
         params = start.custom_parameters
         language = self._language(params.get("language"))
         centre = params.get("centre", "default")
-        prompt_version = self._services.prompts.current().version
+        # Pin the call to the current version now; its pipeline gets the same one.
+        prompt_version = self._services.dialog_sets.pin(self.call_id).version
         await self._services.store.start_call(
             self.call_id,
             stream_sid=start.stream_sid,

@@ -68,7 +68,7 @@ class CallPipeline:
             call_id=call_id,
         )
         # The call keeps the prompt version current at its start, even if the files change.
-        self.messages = services.call_messages(centre)
+        self.messages = services.call_messages(centre, call_id=call_id)
         self.dialog = DialogProcessor(
             responder=services.responder,
             messages=self.messages,
