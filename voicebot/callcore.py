@@ -65,6 +65,7 @@ class CallPipeline:
             turn_model=services.turn_model,
             incomplete_timeout_s=settings.incomplete_turn_timeout_s,
             max_turn_s=settings.max_turn_s,
+            speculative=settings.speculative_asr,
             call_id=call_id,
         )
         # The call keeps the prompt version current at its start, even if the files change.

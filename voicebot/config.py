@@ -65,6 +65,9 @@ class Settings:
     hangup_timeout_s: float = 2.0
     # Silence after which a turn the Smart Turn model judged unfinished ends anyway.
     incomplete_turn_timeout_s: float = 0.8
+    # Start recognising a turn Smart Turn judged unfinished during that wait, and end the turn
+    # early when the transcript already answers what the flow asked (docs/asr.md).
+    speculative_asr: bool = True
     max_turn_s: float = 25.0
     log_level: str = "INFO"
 

@@ -28,6 +28,28 @@ class CallerTurnAudioFrame(DataFrame):
 
 
 @dataclass
+class TentativeTurnAudioFrame(DataFrame):
+    """The audio of a caller turn that may be over: the caller paused, but Smart Turn judged the
+    turn unfinished. Recognition starts on it at once; if the turn then ends without more
+    speech, its CallerTurnAudioFrame carries the same audio and the transcript is ready.
+    """
+
+    audio: bytes = b""
+    turn_index: int = 0
+
+
+@dataclass
+class TurnCompleteByTextFrame(SystemFrame):
+    """Sent upstream by recognition: the tentative turn's transcript is a complete answer to
+    what the dialog expects (four digits, a yes or no), so the turn can end without waiting
+    out the incomplete-turn timeout.
+    """
+
+    turn_index: int = 0
+    audio_length: int = 0  # bytes of the tentative audio the transcript is of
+
+
+@dataclass
 class CallerTranscriptFrame(DataFrame):
     """The transcript of one caller turn, with the timing needed for per-stage latency."""
 

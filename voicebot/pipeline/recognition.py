@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 from pipecat.frames.frames import Frame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from voicebot.asr.hints import hint_for
-from voicebot.asr.whisper import WhisperTranscriber
+from voicebot.asr.hints import RecognitionHint, hint_for
+from voicebot.asr.whisper import Transcript, WhisperTranscriber
 from voicebot.errors import OverloadedError
-from voicebot.pipeline.frames import CallerTranscriptFrame, CallerTurnAudioFrame
+from voicebot.pipeline.frames import (
+    CallerTranscriptFrame,
+    CallerTurnAudioFrame,
+    TentativeTurnAudioFrame,
+    TurnCompleteByTextFrame,
+)
 from voicebot.responder.base import DialogContext
 
 logger = logging.getLogger(__name__)
@@ -22,6 +28,12 @@ class TranscriptionProcessor(FrameProcessor):
 
     A turn that yields no text (near-silence, noise, a dropped hallucination) ends here:
     the bot says nothing and keeps listening.
+
+    A tentative turn (the caller paused, Smart Turn thinks they will go on) is transcribed at
+    once in the background. If the turn ends with the same audio, that transcript is used,
+    so the incomplete-turn wait and the decode overlap. If the transcript already answers
+    what the dialog expects (four digits, a yes or no), the turn detector is told to end the
+    turn without waiting.
     """
 
     def __init__(
@@ -38,21 +50,29 @@ class TranscriptionProcessor(FrameProcessor):
         self._call_id = call_id
         # The call's dialog context: what the dialog expects next biases the decode.
         self._context = context
+        # The tentative turn being transcribed: (its audio, the decode task).
+        self._speculative: tuple[bytes, asyncio.Task[Transcript | None]] | None = None
+        self.speculative_hits = 0
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
+        if isinstance(frame, TentativeTurnAudioFrame):
+            self._start_speculative(frame)
+            return
         if not isinstance(frame, CallerTurnAudioFrame):
             await self.push_frame(frame, direction)
             return
-        try:
-            hint = None
-            if self._context is not None:
-                hint = hint_for(self._context.expected, self._context.last_bot_text())
-            transcript = await self._transcriber.transcribe(frame.audio, language=self._language, hint=hint)
-        except OverloadedError as e:
-            # The bot cannot hear this turn; the caller gets the not-heard prompt from the dialog step.
-            logger.error("ASR overloaded, turn %d lost: %s", frame.turn_index, e, extra={"call_id": self._call_id})
-            transcript = None
+        hint = self._hint()
+        transcript = await self._speculative_result(frame.audio)
+        if transcript is not None:
+            self.speculative_hits += 1
+        else:
+            try:
+                transcript = await self._transcriber.transcribe(frame.audio, language=self._language, hint=hint)
+            except OverloadedError as e:
+                # The bot cannot hear this turn; the caller gets the not-heard prompt from the dialog step.
+                logger.error("ASR overloaded, turn %d lost: %s", frame.turn_index, e, extra={"call_id": self._call_id})
+                transcript = None
         extra = {"call_id": self._call_id}
         if transcript is None or not transcript.text:
             reason = transcript.dropped if transcript is not None else "overloaded"
@@ -80,3 +100,57 @@ class TranscriptionProcessor(FrameProcessor):
                 audio=frame.audio,
             )
         )
+
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        if self._speculative is not None:
+            _, task = self._speculative
+            self._speculative = None
+            await self.cancel_task(task)
+
+    def _hint(self) -> RecognitionHint | None:
+        if self._context is None:
+            return None
+        return hint_for(self._context.expected, self._context.last_bot_text())
+
+    def _start_speculative(self, frame: TentativeTurnAudioFrame) -> None:
+        self._drop_speculative()
+        hint = self._hint()
+        task = self.create_task(self._transcribe_tentative(frame, hint), name=f"speculative-asr-{frame.turn_index}")
+        self._speculative = (frame.audio, task)
+
+    async def _transcribe_tentative(self, frame: TentativeTurnAudioFrame, hint: RecognitionHint | None) -> Transcript | None:
+        try:
+            transcript = await self._transcriber.transcribe(frame.audio, language=self._language, hint=hint)
+        except OverloadedError:
+            # Under load the tentative decode is skipped; the turn is decoded when it ends.
+            return None
+        if hint is not None and hint.accept is not None and transcript.text and hint.accept(transcript.text):
+            await self.push_frame(
+                TurnCompleteByTextFrame(turn_index=frame.turn_index, audio_length=len(frame.audio)),
+                FrameDirection.UPSTREAM,
+            )
+        return transcript
+
+    async def _speculative_result(self, audio: bytes) -> Transcript | None:
+        """The transcript of the tentative turn if it had exactly this audio, else None."""
+        speculative, self._speculative = self._speculative, None
+        if speculative is None:
+            return None
+        tentative_audio, task = speculative
+        if tentative_audio != audio:
+            await self.cancel_task(task)
+            return None
+        try:
+            return await task
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("speculative recognition failed; decoding the turn again", extra={"call_id": self._call_id})
+            return None
+
+    def _drop_speculative(self) -> None:
+        if self._speculative is not None:
+            _, task = self._speculative
+            task.cancel()
+            self._speculative = None

@@ -29,7 +29,12 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voicebot.errors import ConfigError
-from voicebot.pipeline.frames import CallerTurnAudioFrame, PlaybackStateFrame
+from voicebot.pipeline.frames import (
+    CallerTurnAudioFrame,
+    PlaybackStateFrame,
+    TentativeTurnAudioFrame,
+    TurnCompleteByTextFrame,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +63,7 @@ class TurnDetector(FrameProcessor):
         continuation_window_s: float = 1.0,
         max_turn_s: float = 25.0,
         barge_in: bool = True,
+        speculative: bool = True,
         call_id: str = "",
     ) -> None:
         super().__init__(name="TurnDetector")
@@ -90,6 +96,12 @@ class TurnDetector(FrameProcessor):
         self._turn_model_consulted = False
         self._bot_playing = False
         self.turn_count = 0
+        # Speculative recognition: when Smart Turn judges a pause unfinished, the audio so far
+        # goes to recognition at once, and the turn reuses it if it ends without more speech.
+        self.speculative = speculative
+        self._tentative_audio: bytes | None = None
+        # Why the last turn ended: "model", "text", "silence" or "max_length".
+        self.last_end_reason = ""
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -98,6 +110,9 @@ class TurnDetector(FrameProcessor):
             return
         if isinstance(frame, PlaybackStateFrame):
             self._bot_playing = frame.playing
+        if isinstance(frame, TurnCompleteByTextFrame):
+            await self._on_complete_by_text(frame)
+            return
         await self.push_frame(frame, direction)
 
     async def _on_audio(self, frame: InputAudioRawFrame) -> None:
@@ -127,6 +142,7 @@ class TurnDetector(FrameProcessor):
             self._last_voiced_len = len(self._turn_audio)
             self._quiet_bytes = 0
             self._turn_model_consulted = False
+            self._tentative_audio = None
         elif state is VADState.QUIET:
             # Silence is measured in audio time, not wall-clock time, so a client that sends
             # faster than real time (a test softphone) sees the same turn boundaries.
@@ -136,6 +152,11 @@ class TurnDetector(FrameProcessor):
                 if await self._turn_model_predicts_complete():
                     await self._end_turn(now, reason="model")
                     return
+                if self.speculative:
+                    self._tentative_audio = self._kept_audio()
+                    await self.push_frame(
+                        TentativeTurnAudioFrame(audio=self._tentative_audio, turn_index=self.turn_count + 1)
+                    )
             if self._quiet_bytes >= self._incomplete_timeout_bytes:
                 await self._end_turn(now, reason="silence")
                 return
@@ -170,6 +191,7 @@ class TurnDetector(FrameProcessor):
         self._last_voiced_len = len(self._turn_audio)
         self._quiet_bytes = 0
         self._turn_model_consulted = False
+        self._tentative_audio = None
         await self.push_frame(UserStartedSpeakingFrame())
         if self.barge_in and self._bot_playing:
             logger.info("barge-in: caller spoke during playback", extra={"call_id": self._call_id})
@@ -191,9 +213,27 @@ class TurnDetector(FrameProcessor):
         probability = await asyncio.to_thread(self._turn_model.probability_complete, bytes(self._turn_audio))
         return probability > COMPLETE_PROBABILITY
 
+    def _kept_audio(self) -> bytes:
+        # Keep a short tail after the last voiced frame. The rest is silence, which costs
+        # decode time and invites Whisper's silence hallucinations.
+        keep = min(len(self._turn_audio), self._last_voiced_len + self._tail_bytes)
+        return bytes(self._turn_audio[:keep])
+
+    async def _on_complete_by_text(self, frame: TurnCompleteByTextFrame) -> None:
+        # End the turn now if the caller is still silent after the audio the transcript is of.
+        tentative = self._tentative_audio
+        if (
+            self._in_turn
+            and tentative is not None
+            and frame.turn_index == self.turn_count + 1
+            and frame.audio_length == len(tentative)
+        ):
+            await self._end_turn(time.time(), reason="text")
+
     async def _end_turn(self, now: float, *, reason: str) -> None:
         self._in_turn = False
         self.turn_count += 1
+        self.last_end_reason = reason
         logger.debug(
             "end of turn %d (%s) after %.2f s of audio",
             self.turn_count,
@@ -202,14 +242,14 @@ class TurnDetector(FrameProcessor):
             extra={"call_id": self._call_id},
         )
         await self.push_frame(UserStoppedSpeakingFrame())
-        # Keep a short tail after the last voiced frame. The rest is silence, which costs
-        # decode time and invites Whisper's silence hallucinations.
-        keep = min(len(self._turn_audio), self._last_voiced_len + self._tail_bytes)
+        # The audio recognition already started on, when no speech came after it.
+        audio = self._tentative_audio if self._tentative_audio is not None else self._kept_audio()
+        self._tentative_audio = None
         self._last_turn_audio = bytes(self._turn_audio)
         self._audio_since_last_turn = b""
         await self.push_frame(
             CallerTurnAudioFrame(
-                audio=bytes(self._turn_audio[:keep]),
+                audio=audio,
                 sample_rate=TURN_SAMPLE_RATE,
                 turn_index=self.turn_count,
                 speech_started_at=self._speech_started_at,
