@@ -275,7 +275,14 @@ class DialogProcessor(FrameProcessor):
         await self._store.update_turn(self._context.call_id, record_index, **fields)
         await self.push_frame(
             SidebandEventFrame(
-                payload={"type": "reply_done", "turn": frame.turn_index, "interrupted": frame.interrupted}
+                # `text` is what the caller heard: the whole answer of a streamed reply, whose
+                # `bot` event carried only its first sentence.
+                payload={
+                    "type": "reply_done",
+                    "turn": frame.turn_index,
+                    "interrupted": frame.interrupted,
+                    "text": frame.heard_text,
+                }
             )
         )
         reply = self._replies.pop(frame.turn_index, None)
