@@ -26,6 +26,7 @@ from voicebot.errors import ModelError
 from voicebot.responder.faq import FaqResponder
 from voicebot.responder.messages import Messages
 from voicebot.dialog.banking import RedisBankingSimulator
+from voicebot.dialog.places import PLACES_FILE, use_places_file
 from voicebot.dialog.state import DialogStateStore
 from voicebot.handoff.queue import HandoffQueue
 from voicebot.llm.runtime import LlmRuntime, start_llm_fallback
@@ -152,6 +153,8 @@ async def load_services(settings: Settings) -> Services:
     if settings.seed_banking_simulator:
         await banking.seed()
     dialog_states = DialogStateStore(url=settings.redis_url)
+    # Place names that correct spoken addresses live beside the FAQ (dialogs/places.yaml).
+    use_places_file(settings.knowledge_base.parent / PLACES_FILE)
     # Prompts, flows, the FAQ and the escalation policy are one versioned set, reloaded
     # when a file changes: see voicebot.prompts.dialog_sets and docs/prompts.md.
     dialog_sets = DialogSets(

@@ -82,3 +82,15 @@ def _digits(text: str) -> str:
 
     value = extract_digits(text, length=4)
     return value.value if value is not None else ""
+
+
+def test_echoed_sample_opening_is_dropped() -> None:
+    from voicebot.asr.hints import strip_prompt_echo
+
+    hint = hint_for(DIGITS, QUESTION)
+    assert hint is not None
+    assert strip_prompt_echo("好的，后四位是六二八八", hint) == "后四位是六二八八"
+    assert strip_prompt_echo("我的卡号后四位是六二八八", hint) == "我的卡号后四位是六二八八"
+    no_sample = hint_for(ExpectedInput("yes_no", lambda text: True), "对吗？")
+    assert no_sample is not None
+    assert strip_prompt_echo("好的", no_sample) == "好的"

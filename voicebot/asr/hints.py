@@ -92,3 +92,15 @@ def sample_answer(expected: ExpectedInput) -> str:
     if expected.kind == "address":
         return ADDRESS_SAMPLE
     return ""
+
+
+# The sample answer opens with this acknowledgement, and Whisper sometimes starts the
+# transcript with it although the caller did not say it.
+_SAMPLE_OPENING = "好的"
+
+
+def strip_prompt_echo(text: str, hint: RecognitionHint) -> str:
+    """Drop the sample answer's opening word when the transcript starts with a copy of it."""
+    if hint.prompt and hint.prompt.find(_SAMPLE_OPENING) >= 0 and text.startswith(_SAMPLE_OPENING):
+        return text[len(_SAMPLE_OPENING):].lstrip("，,。 ") or text
+    return text

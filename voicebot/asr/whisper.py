@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from voicebot.asr.hints import RecognitionHint
+from voicebot.asr.hints import RecognitionHint, strip_prompt_echo
 from voicebot.asr.model_files import EMBEDDED_MODEL_NAME, resolve_whisper_model
 from voicebot.asr.textfilter import (
     collapse_repetitions,
@@ -392,6 +392,8 @@ class WhisperTranscriber:
             return result("", reported, confidence, "no_speech")
 
         text = strip_hallucinations(join_cjk_spaces(to_simplified(decoded.text.strip())))
+        if hint is not None:
+            text = strip_prompt_echo(text, hint)
         if not text:
             return result("", reported, confidence, "hallucination" if decoded.text.strip() else "no_speech")
         return result(text, reported, confidence, None)

@@ -93,12 +93,22 @@ def _cached(path: str, mtime_ns: int) -> PlaceNames:
     return load_places(Path(path))
 
 
-def place_names(path: Path = DEFAULT_PLACES) -> PlaceNames | None:
+_configured: Path = DEFAULT_PLACES
+
+
+def use_places_file(path: Path) -> None:
+    """Read place names from `path` from now on (the service's dialogs folder)."""
+    global _configured
+    _configured = path
+
+
+def place_names(path: Path | None = None) -> PlaceNames | None:
     """The place names of `path`, re-read when the file changes; None when it is missing or broken.
 
     A broken file is logged as an error and addresses are then taken as heard; `voicebot
     prompts check` reports it with the fix.
     """
+    path = path if path is not None else _configured
     try:
         mtime_ns = path.stat().st_mtime_ns
     except OSError:
