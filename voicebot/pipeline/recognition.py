@@ -32,8 +32,8 @@ class TranscriptionProcessor(FrameProcessor):
     A tentative turn (the caller paused, Smart Turn thinks they will go on) is transcribed at
     once in the background. If the turn ends with the same audio, that transcript is used,
     so the incomplete-turn wait and the decode overlap. If the transcript already answers
-    what the dialog expects (four digits, a yes or no), the turn detector is told to end the
-    turn without waiting.
+    what the dialog expects (four digits, a yes or no) or, when nothing in particular is
+    expected, ends as a question, the turn detector is told to end the turn without waiting.
     """
 
     def __init__(
@@ -125,7 +125,7 @@ class TranscriptionProcessor(FrameProcessor):
         except OverloadedError:
             # Under load the tentative decode is skipped; the turn is decoded when it ends.
             return None
-        if hint is not None and hint.accept is not None and transcript.text and hint.accept(transcript.text):
+        if transcript.text and _answers(transcript.text, hint):
             await self.push_frame(
                 TurnCompleteByTextFrame(turn_index=frame.turn_index, audio_length=len(frame.audio)),
                 FrameDirection.UPSTREAM,
@@ -154,3 +154,18 @@ class TranscriptionProcessor(FrameProcessor):
             _, task = self._speculative
             task.cancel()
             self._speculative = None
+
+
+# A tentative transcript that ends like a question is a finished turn: callers pause inside a
+# statement ("我想查一下…这个月的账单") but rarely right after a question word. Whisper marks
+# questions with ？ on the caller clips ("我的信用卡怎么激活?").
+_QUESTION_ENDINGS = ("?", "？", "吗", "呢")
+_MIN_QUESTION_CHARACTERS = 4
+
+
+def _answers(text: str, hint: RecognitionHint | None) -> bool:
+    """Whether a tentative transcript is a complete turn: the expected answer, or a question."""
+    if hint is not None and hint.accept is not None:
+        return hint.accept(text)
+    stripped = text.rstrip("。.! ")
+    return len(stripped) >= _MIN_QUESTION_CHARACTERS and stripped.endswith(_QUESTION_ENDINGS)
