@@ -9,6 +9,8 @@ serves a call (voicebot.prompts.dialog_sets).
 
 from __future__ import annotations
 
+import asyncio
+
 import importlib.resources
 import logging
 from dataclasses import dataclass
@@ -200,7 +202,10 @@ async def load_services(settings: Settings) -> Services:
     # One real decode at start-up, so the first caller turn does not pay for warming up
     # CTranslate2 (measured at about 1.5 s extra on the first turn of a fresh process).
     warm_up = await synthesizer.synthesize("您好，请问有什么可以帮您", settings.default_language)
-    await transcriber.transcribe(warm_up, language=settings.default_language)
+    # One decode per worker at once, so every model replica is warm.
+    await asyncio.gather(
+        *(transcriber.transcribe(warm_up, language=settings.default_language) for _ in range(settings.asr_workers))
+    )
     return Services(
         settings=settings,
         transcriber=transcriber,

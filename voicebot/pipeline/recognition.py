@@ -64,7 +64,8 @@ class TranscriptionProcessor(FrameProcessor):
             return
         hint = self._hint()
         transcript = await self._speculative_result(frame.audio)
-        if transcript is not None:
+        reused = transcript is not None
+        if reused:
             self.speculative_hits += 1
         else:
             try:
@@ -79,12 +80,13 @@ class TranscriptionProcessor(FrameProcessor):
             logger.info("turn %d gave no transcript (%s)", frame.turn_index, reason, extra=extra)
             return
         logger.info(
-            "turn %d transcribed: %d chars, confidence %.2f, %.0f ms%s",
+            "turn %d transcribed: %d chars, confidence %.2f, %.0f ms%s%s",
             frame.turn_index,
             len(transcript.text),
             transcript.confidence,
             transcript.decode_s * 1000,
             f", expecting {hint.kind}" if hint is not None else "",
+            ", started in the pause" if reused else "",
             extra=extra,
         )
         await self.push_frame(

@@ -234,7 +234,7 @@ class TurnDetector(FrameProcessor):
         self._in_turn = False
         self.turn_count += 1
         self.last_end_reason = reason
-        logger.debug(
+        logger.info(
             "end of turn %d (%s) after %.2f s of audio",
             self.turn_count,
             reason,
