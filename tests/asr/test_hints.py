@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,12 +49,9 @@ def test_broken_check_keeps_the_best_hypothesis() -> None:
     assert _first_accepted(["a", "b"], broken) == 0
 
 
-@pytest.fixture(scope="module")
-def transcriber() -> Iterator[WhisperTranscriber]:
-    transcriber = WhisperTranscriber(cpu_threads=2)
-    transcriber.load()
-    yield transcriber
-    transcriber.close()
+@pytest.fixture
+def transcriber(whisper_base: WhisperTranscriber) -> WhisperTranscriber:
+    return whisper_base
 
 
 @pytest.mark.slow

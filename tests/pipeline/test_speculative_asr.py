@@ -6,7 +6,6 @@ verdict, because the point is what happens after each verdict.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from pipecat.frames.frames import InputAudioRawFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.tests.utils import SleepFrame, run_test
 
-from tests.asr.speech import read_wav_telephone, shared_speech_dir
+from tests.asr.speech import read_wav_telephone
 from voicebot.asr.hints import ExpectedInput
 from voicebot.asr.whisper import WhisperTranscriber
 from voicebot.audio.webrtc_vad import WebRTCVADAnalyzer
@@ -38,20 +37,14 @@ class Unfinished:
         return 0.1
 
 
-@pytest.fixture(scope="module")
-def transcriber() -> Iterator[WhisperTranscriber]:
-    transcriber = WhisperTranscriber(cpu_threads=2)
-    transcriber.load()
-    yield transcriber
-    transcriber.close()
+@pytest.fixture
+def transcriber(whisper_base: WhisperTranscriber) -> WhisperTranscriber:
+    return whisper_base
 
 
-@pytest.fixture(scope="module")
-def callers() -> Path:
-    folder = shared_speech_dir() / "callers"
-    if not (folder / "MANIFEST.tsv").is_file():
-        pytest.skip(f"shared test speech not found at {folder}: set VOICEBOT_SHARED_SPEECH")
-    return folder
+@pytest.fixture
+def callers(speech_dir: Path) -> Path:
+    return speech_dir / "callers"
 
 
 def _frames(pcm: bytes, *, pause_s: float = 0.0) -> list:
