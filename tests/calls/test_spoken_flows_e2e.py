@@ -56,7 +56,8 @@ async def test_address_change_spoken(media_url: str, callers_dir: Path, services
     assert len(bots) == 1 + len(clips), _dialog(lines)
     assert "后四位" in bots[1]["text"], _dialog(lines)
     assert "六二八八" in bots[2]["text"], _dialog(lines)  # the digits read back for confirmation
-    assert "新的账单地址" in bots[4]["text"] and "上海市浦东新区世纪大道" in bots[4]["text"], _dialog(lines)
+    assert "新的账单地址" in bots[4]["text"], _dialog(lines)
+    assert "上海市浦东新区世纪大道" in bots[4]["text"], _dialog(lines)
     assert "已经改成" in bots[5]["text"], _dialog(lines)
 
     customer = await services.banking.get_customer("C001")
@@ -65,7 +66,8 @@ async def test_address_change_spoken(media_url: str, callers_dir: Path, services
     # The call record masks the spoken address and digits.
     turns = await services.store.list_turns(lines[-1]["call_id"])
     caller_text = "".join(t.text for t in turns if t.role == "caller")
-    assert "世纪大道" not in caller_text and "六二八八" not in caller_text
+    assert "世纪大道" not in caller_text
+    assert "六二八八" not in caller_text
 
 
 async def test_lost_card_spoken(media_url: str, callers_dir: Path, services: Services,

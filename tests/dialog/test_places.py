@@ -28,7 +28,7 @@ def test_sound_alike_place_names_are_corrected(heard: str, expected: str) -> Non
     assert names.correct(heard) == expected
 
 
-def test_unknown_road_keeps_its_spelling_but_gets_the_road_word() -> None:
+def test_unknown_road_gets_only_the_road_word() -> None:
     names = load_places(DEFAULT_PLACES)
     assert names.correct("上海市徐汇区宜山大到十号") == "上海市徐汇区宜山大道十号"
 

@@ -111,7 +111,8 @@ async def test_caller_going_on_discards_the_tentative_transcript(transcriber: Wh
     assert detector.turn_count == 1
     assert len(transcripts) == 1
     # Both parts are in the one transcript: the lost card and the card number.
-    assert "挂" in transcripts[0].text and "卡号" in transcripts[0].text, transcripts[0].text
+    assert "挂" in transcripts[0].text, transcripts[0].text
+    assert "卡号" in transcripts[0].text, transcripts[0].text
     assert recognition.speculative_hits == 1  # the second pause's tentative decode, not the first
 
 

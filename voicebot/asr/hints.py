@@ -84,7 +84,7 @@ def hint_for(expected: ExpectedInput | None, question: str | None) -> Recognitio
 
 
 def sample_answer(expected: ExpectedInput) -> str:
-    """A made-up answer of the expected form, put after the question in the prompt."""
+    """Return a made-up answer of the expected form, to put after the question in the prompt."""
     if expected.kind == "digits":
         length = expected.length or 4
         digits = (_SAMPLE_DIGITS * (length // len(_SAMPLE_DIGITS) + 1))[:length]

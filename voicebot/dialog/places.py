@@ -103,7 +103,7 @@ def use_places_file(path: Path) -> None:
 
 
 def place_names(path: Path | None = None) -> PlaceNames | None:
-    """The place names of `path`, re-read when the file changes; None when it is missing or broken.
+    """Return the place names of `path`, re-read when the file changes; None when it is missing or broken.
 
     A broken file is logged as an error and addresses are then taken as heard; `voicebot
     prompts check` reports it with the fix.

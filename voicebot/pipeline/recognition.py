@@ -135,7 +135,7 @@ class TranscriptionProcessor(FrameProcessor):
         return transcript
 
     async def _speculative_result(self, audio: bytes) -> Transcript | None:
-        """The transcript of the tentative turn if it had exactly this audio, else None."""
+        """Return the transcript of the tentative turn if it had exactly this audio, else None."""
         speculative, self._speculative = self._speculative, None
         if speculative is None:
             return None
@@ -166,7 +166,7 @@ _MIN_QUESTION_CHARACTERS = 4
 
 
 def _answers(text: str, hint: RecognitionHint | None) -> bool:
-    """Whether a tentative transcript is a complete turn: the expected answer, or a question."""
+    """Return whether a tentative transcript is a complete turn: the expected answer, or a question."""
     if hint is not None and hint.accept is not None:
         return hint.accept(text)
     stripped = text.rstrip("。.! ")
