@@ -94,6 +94,9 @@ async def _serve(settings: Settings) -> None:
         ws_url = url.replace("http://", "ws://") + "/media"
         print(f"voicebot is answering calls at {ws_url} (Ctrl-C stops it)", flush=True)
         await stop.wait()
+        # Calls in progress get hangup_timeout_s to finish and save their records.
+        print("voicebot is stopping: ending the calls in progress", flush=True)
+    print("voicebot stopped", flush=True)
 
 
 async def _demo(settings: Settings, wavs: list[Path], out: Path, speed: float, as_json: bool, language: str) -> int:

@@ -363,7 +363,10 @@ class PromptStore:
         A changed file triggers reload(); an active version changed by another process
         (a `voicebot prompts rollback`, or another worker's reload) is activated here too.
         """
-        logger.info("Watching prompt files in %s every %.1f s", self.prompts_dir, self._poll_interval_s)
+        logger.info(
+            "Watching prompt and dialog files in %s and %s every %.1f s",
+            self.prompts_dir, self.dialogs_dir, self._poll_interval_s,
+        )
         while True:
             await asyncio.sleep(self._poll_interval_s)
             try:
