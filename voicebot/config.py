@@ -38,6 +38,9 @@ class Settings:
     # Seed the Redis banking simulator (demo customers and cards) at start-up. A bank's
     # adapter replaces the simulator; leave this off once it does.
     seed_banking_simulator: bool = True
+    # Redis key prefix of the banking simulator's data. Services that share a Redis and must not
+    # see each other's customers (parallel test runs, a demo beside a service) use their own.
+    banking_key_prefix: str = "voicebot:banksim:"
     # Rep console: users file (YAML with scrypt hashes); empty disables the console.
     console_users: str = ""
     # Send the console session cookie only over HTTPS. Turn on behind TLS.

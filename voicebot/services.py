@@ -151,7 +151,7 @@ async def load_services(settings: Settings) -> Services:
     """Load and check every shared resource; raises a VoicebotError naming what is wrong."""
     store = CallRecordStore(url=settings.redis_url, ttl_s=settings.record_ttl_s)
     await store.connect()
-    banking = RedisBankingSimulator(url=settings.redis_url)
+    banking = RedisBankingSimulator(url=settings.redis_url, key_prefix=settings.banking_key_prefix)
     if settings.seed_banking_simulator:
         await banking.seed()
     dialog_states = DialogStateStore(url=settings.redis_url)

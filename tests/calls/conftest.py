@@ -39,7 +39,8 @@ def caller_manifest(callers_dir: Path) -> list[dict[str, str]]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def services() -> AsyncIterator[Services]:
     """Every model loaded once for the whole test session, as the service does at start-up."""
-    loaded = await load_services(Settings(port=0))
+    # A banking simulator of its own: another test run on the same Redis re-seeds the shared one.
+    loaded = await load_services(Settings(port=0, banking_key_prefix=f"voicebot-test-{uuid.uuid4().hex[:8]}:banksim:"))
     # A queue of its own, so a voicebot running beside the tests on the same Redis never
     # offers its calls to the tests' reps or takes theirs.
     queue = HandoffQueue(redis_url=loaded.settings.redis_url, key_prefix=f"voicebot-test-{uuid.uuid4().hex[:8]}:handoff:")
@@ -47,6 +48,7 @@ async def services() -> AsyncIterator[Services]:
     await loaded.handoff_queue.close()
     loaded = dataclasses.replace(loaded, handoff_queue=queue)
     yield loaded
+    await loaded.banking.clear()
     await loaded.close()
 
 

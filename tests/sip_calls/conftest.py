@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+
 import fcntl
 import random
 import socket
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -54,8 +56,10 @@ def caller_pcap(callers_dir: Path, pcap_dir: Path) -> Callable[[str], tuple[Path
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def services() -> AsyncIterator[Services]:
     """Every model loaded once for the module, as the service does at start-up."""
-    loaded = await load_services(Settings(port=0))
+    # A banking simulator of its own: another test run on the same Redis re-seeds the shared one.
+    loaded = await load_services(Settings(port=0, banking_key_prefix=f"voicebot-test-{uuid.uuid4().hex[:8]}:banksim:"))
     yield loaded
+    await loaded.banking.clear()
     await loaded.close()
 
 
