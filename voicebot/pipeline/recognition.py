@@ -32,8 +32,8 @@ class TranscriptionProcessor(FrameProcessor):
     A tentative turn (the caller paused, Smart Turn thinks they will go on) is transcribed at
     once in the background. If the turn ends with the same audio, that transcript is used,
     so the incomplete-turn wait and the decode overlap. If the transcript already answers
-    what the dialog expects (four digits, a yes or no) or, when nothing in particular is
-    expected, ends as a question, the turn detector is told to end the turn without waiting.
+    what the dialog expects (four digits, a yes or no), the turn detector is told to end the
+    turn without waiting.
     """
 
     def __init__(
@@ -158,16 +158,11 @@ class TranscriptionProcessor(FrameProcessor):
             self._speculative = None
 
 
-# A tentative transcript that ends like a question is a finished turn: callers pause inside a
-# statement ("我想查一下…这个月的账单") but rarely right after a question word. Whisper marks
-# questions with ？ on the caller clips ("我的信用卡怎么激活?").
-_QUESTION_ENDINGS = ("?", "？", "吗", "呢")
-_MIN_QUESTION_CHARACTERS = 4
-
-
 def _answers(text: str, hint: RecognitionHint | None) -> bool:
-    """Return whether a tentative transcript is a complete turn: the expected answer, or a question."""
-    if hint is not None and hint.accept is not None:
-        return hint.accept(text)
-    stripped = text.rstrip("。.! ")
-    return len(stripped) >= _MIN_QUESTION_CHARACTERS and stripped.endswith(_QUESTION_ENDINGS)
+    """Return whether a tentative transcript is the complete answer the dialog expects.
+
+    Only an expected answer ends a turn early. A question does not: callers often ask two in
+    one turn (信用卡年费是多少？怎么才能免年费？), and a reply that starts right after the first
+    would be cut by the second instead of answering both.
+    """
+    return hint is not None and hint.accept is not None and hint.accept(text)
