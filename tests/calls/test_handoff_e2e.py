@@ -77,6 +77,12 @@ async def test_fraud_call_reaches_rep_with_audio_both_ways(media_url: str, calle
 
                 rep = queue.rep_endpoint(handoff_id)
                 await rep.open()
+                # The queue offers the handoff to the available rep on its own schedule; a rep
+                # can only accept an offer, so wait for it, as the console does.
+                for _ in range(300):
+                    if (await queue.get(handoff_id)).state == "offered":
+                        break
+                    await asyncio.sleep(0.1)
                 await queue.accept(handoff_id, rep_id)
                 await phone.wait_for(lambda m: m.get("type") == "rep_connected", timeout=30)
 

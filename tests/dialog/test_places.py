@@ -18,6 +18,7 @@ from voicebot.errors import KnowledgeBaseError
         ("上还是普通新区市街大道一百号", "上海市浦东新区世纪大道一百号"),
         ("上还是普通新区市街大到100号", "上海市浦东新区世纪大道100号"),
         ("只剩海市普东新区市迹大道100号", "只剩海市浦东新区世纪大道100号"),
+        ("上还是普通新七世纪大到一百号", "上海市浦东新区世纪大道一百号"),
         # Right names stay as they are, including a district that sounds like another.
         ("上海市普陀区长寿路五号", "上海市普陀区长寿路五号"),
         ("北京市朝阳区建国路八十八号", "北京市朝阳区建国路八十八号"),

@@ -4,8 +4,8 @@ Whisper base on the phone line heard 上海市浦东新区世纪大道一百号 
 Every wrong part sounds like the right name (shang hai shi, pu dong xin qu, shi ji da dao),
 so the names of `dialogs/places.yaml` (provinces, cities, districts, main roads) replace
 sound-alike spellings in an address, with the matcher the escalation cues use: the first
-syllable must match, and a name of three or more syllables may have one syllable that
-only sounds close. The flow still reads the address back for an explicit confirmation;
+syllable must match, a name of three syllables may have one syllable that only sounds
+close, and a name of four or more may have two. The flow still reads the address back for an explicit confirmation;
 this step only makes the read-back right more often.
 
 A bank replaces the sample file with names from its own address database.
@@ -40,7 +40,9 @@ class PlaceNames:
         from voicebot.escalation.text import SoundAlikeCorrector
 
         self.names = tuple(dict.fromkeys(names))
-        self._corrector = SoundAlikeCorrector(self.names)
+        # A name of four or more syllables may have two near-miss syllables: Whisper heard
+        # 浦东新区 as 普通新七 (t for d, qi for qu). The read-back confirmation catches a wrong pick.
+        self._corrector = SoundAlikeCorrector(self.names, max_misses_long=2)
 
     def correct(self, address: str) -> str:
         """Return `address` with sound-alike place names replaced by the known spelling."""

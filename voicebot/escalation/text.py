@@ -170,7 +170,9 @@ class _Term:
 class SoundAlikeCorrector:
     """Replaces sound-alike spellings of a fixed list of terms, longest terms first."""
 
-    def __init__(self, terms: Iterable[str], *, min_similarity: float = MIN_TERM_SIMILARITY) -> None:
+    def __init__(
+        self, terms: Iterable[str], *, min_similarity: float = MIN_TERM_SIMILARITY, max_misses_long: int = 1
+    ) -> None:
         prepared = []
         for term in sorted(set(terms), key=len, reverse=True):
             syllables = to_syllables(term)
@@ -179,6 +181,9 @@ class SoundAlikeCorrector:
             prepared.append(_Term(term, tuple(s for s in syllables if s is not None)))
         self._terms = tuple(prepared)
         self._min_similarity = min_similarity
+        # Near-miss syllables allowed in a term of four or more syllables (three-syllable
+        # terms allow one, shorter terms none).
+        self._max_misses_long = max_misses_long
         # Every accepted window matches its term exactly in the first syllable, so the
         # terms are indexed by it.
         self._by_first: dict[Syllable, list[_Term]] = {}
@@ -192,7 +197,8 @@ class SoundAlikeCorrector:
         misses = sum(score < 1.0 for score in scores)
         if misses == 0:
             return 1.0
-        if len(term.syllables) < 3 or misses > 1 or min(scores) == 0.0:
+        allowed = self._max_misses_long if len(term.syllables) >= 4 else 1
+        if len(term.syllables) < 3 or misses > allowed or min(scores) == 0.0:
             return 0.0
         return sum(scores) / len(scores)
 
