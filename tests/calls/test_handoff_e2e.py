@@ -77,8 +77,8 @@ async def test_fraud_call_reaches_rep_with_audio_both_ways(media_url: str, calle
 
                 rep = queue.rep_endpoint(handoff_id)
                 await rep.open()
-                # The queue offers the handoff to the available rep on its own schedule; a rep
-                # can only accept an offer, so wait for it, as the console does.
+                # The queue offers the handoff to the available rep on its own schedule, and a
+                # rep can only accept an offer. So the test waits for the offer, as the console does.
                 for _ in range(300):
                     if (await queue.get(handoff_id)).state == "offered":
                         break

@@ -1,7 +1,7 @@
 """Multi-turn flows spoken end to end through `voicebot call`, with the caller clips only.
 
-The issue's two examples: flow_address_change … slot_new_address, confirm_yes, and
-flow_lost_card, slot_card_last4, confirm_yes. Both flows first verify the card's last four
+Two calls: flow_address_change … slot_new_address, confirm_yes, and flow_lost_card,
+slot_card_last4, confirm_yes. Both flows first verify the card's last four
 digits, so the address change also speaks slot_card_last4 and confirm_yes before it asks
 for the address. Every caller turn is speech over 8 kHz mu-law; no keypad fallback.
 

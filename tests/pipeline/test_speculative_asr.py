@@ -68,7 +68,7 @@ async def _run(transcriber: WhisperTranscriber, context: DialogContext, frames: 
 
 
 async def test_expected_answer_ends_the_turn_without_the_wait(transcriber: WhisperTranscriber, callers: Path) -> None:
-    """The tentative transcript holds the four digits the flow asked for: the turn ends on the text."""
+    """The tentative transcript contains the four digits the flow asked for: the turn ends on the text."""
     context = DialogContext(call_id="speculative-digits", language="zh")
     context.history.append(("bot", "请告诉我丢失的那张卡卡号的后四位。"))
     context.expected = ExpectedInput("digits", lambda text: _accepts(CARD_LAST4, text), length=4)
@@ -89,7 +89,8 @@ async def test_tentative_transcript_is_reused_after_the_wait(transcriber: Whispe
 
     detector, recognition, transcripts = await _run(transcriber, context, _frames(pcm, pause_s=1.5))
 
-    assert len(transcripts) == 1 and transcripts[0].text
+    assert len(transcripts) == 1
+    assert transcripts[0].text
     assert recognition.speculative_hits == 1
     assert detector.last_end_reason == "silence"
 
@@ -112,6 +113,6 @@ async def test_caller_going_on_discards_the_tentative_transcript(transcriber: Wh
 
 
 
-def test_a_question_does_not_end_a_turn_early() -> None:
+def test_answers_ignores_a_question() -> None:
     """Callers ask two questions in one turn; only an answer the dialog expects ends a turn early."""
     assert not _answers("信用卡年费是多少？", None)

@@ -106,4 +106,5 @@ def test_check_reports_broken_place_names(tree):
     (tree.dialogs / "places.yaml").write_text("towns: [广州市]\n", encoding="utf-8")
     result = run_cli("check", "--prompts", str(tree.prompts), "--dialogs", str(tree.dialogs))
     assert result.returncode == 1
-    assert "places.yaml" in result.stdout and "towns" in result.stdout
+    assert "places.yaml" in result.stdout
+    assert "towns" in result.stdout

@@ -106,7 +106,7 @@ class Ports:
 
     Each candidate block is locked with an exclusive flock on a file in PORT_LOCK_DIR, so two
     test processes on this machine never share a block. Each port the test uses is then bound
-    once (UDP and TCP) to check that no other program holds it. Call `release()` after the test.
+    once (UDP and TCP) to check that no other program uses it. Call `release()` after the test.
     NOTE: a program outside the tests can still bind a port between the check and sipp's bind.
     """
 

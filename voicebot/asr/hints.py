@@ -35,7 +35,7 @@ _HOTWORDS = {"digits": DIGIT_HOTWORDS, "yes_no": YES_NO_HOTWORDS, "address": ADD
 _SAMPLE_DIGITS = "三七五九零一二四八六"
 ADDRESS_SAMPLE = "好的，新地址是广州市天河区天河路二百号。"
 
-# Longest question kept as the decoder's previous text, in characters; the end is kept.
+# Maximum length of the question given as the decoder's previous text, in characters. The end is kept.
 MAX_PROMPT_CHARACTERS = 80
 DEFAULT_N_BEST = 5
 
@@ -44,7 +44,7 @@ DEFAULT_N_BEST = 5
 class ExpectedInput:
     """What the dialog waits for after its last reply.
 
-    `kind` is a slot type (digits, yes_no, address, amount, text) and `accepts` tells whether
+    `kind` is a slot type (digits, yes_no, address, amount, text) and `accepts` returns whether
     a transcript gives a valid value for it.
     """
 

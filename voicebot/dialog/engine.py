@@ -105,7 +105,7 @@ class FlowEngine:
         return flow, flow.step(state.step_id)
 
     def expected_input(self, state: DialogState) -> ExpectedInput | None:
-        """What the waiting step expects from the caller's next turn, for the recogniser.
+        """Return what the waiting step expects from the caller's next turn, for the recogniser.
 
         A collect step expects its slot (digits of a given length, an address, an amount); a
         confirm step expects yes or no. None outside a flow or at a step that takes free text.

@@ -1,12 +1,12 @@
 """Place names for addresses: sound-alike corrections of what Whisper heard.
 
 Whisper base on the phone line heard 上海市浦东新区世纪大道一百号 as 上还是普通新区市街大到一百号.
-Every wrong part sounds like the right name (shang hai shi, pu dong xin qu, shi ji da dao),
-so the names of `dialogs/places.yaml` (provinces, cities, districts, main roads) replace
-sound-alike spellings in an address, with the matcher the escalation cues use: the first
-syllable must match, a name of three syllables may have one syllable that only sounds
-close, and a name of four or more may have two. The flow still reads the address back for an explicit confirmation;
-this step only makes the read-back right more often.
+Every wrong part sounds like the right name (shang hai shi, pu dong xin qu, shi ji da dao).
+So the names of `dialogs/places.yaml` (provinces, cities, districts, main roads) replace
+sound-alike spellings in an address, with the matcher the escalation cues use. The first
+syllable must match. A name of three syllables may have one syllable that only sounds close,
+and a name of four or more may have two. The flow still reads the address back for an explicit
+confirmation, so this step only makes the read-back right more often.
 
 A bank replaces the sample file with names from its own address database.
 """

@@ -172,7 +172,7 @@ class DialogProcessor(FrameProcessor):
         )
         await self._record_caller_turn(frame, dtmf=dtmf, turn_index=turn_index)
         started = time.time()
-        # The responder that handles the turn says what it expects next; a reply from any other
+        # The responder that handles the turn sets what it expects next. A reply from any other
         # responder (an FAQ answer, a handoff) expects nothing in particular.
         self._context.expected = None
         reply = await self._responder.respond(turn, self._context)

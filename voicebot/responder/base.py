@@ -56,7 +56,7 @@ class DialogContext:
     expected: ExpectedInput | None = None
 
     def last_bot_text(self) -> str:
-        """The last thing the caller heard from the bot, "" before the first reply."""
+        """Return the last thing the caller heard from the bot, "" before the first reply."""
         return next((text for role, text in reversed(self.history) if role == "bot" and text), "")
 
 
