@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import errno
 import logging
 import random
@@ -477,6 +478,8 @@ def match_records(turns: Sequence[TurnLatency], records: Sequence[CallerRecord])
                 sent_at = record.speech_ended_at + service_ms["end_to_end"] / 1000
                 pairs.append(
                     {
+                        "call": turn.call,
+                        "turn": turn.turn,
                         "input_lag": (record.speech_ended_at - turn.speech_end_s) * 1000,
                         **service_ms,
                         "tts_and_rest": service_ms["end_to_end"] - service_ms["turn_detect"] - service_ms["asr"]
@@ -692,6 +695,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                              f"burst {BURST_REPLY_WAIT_S:g})")
     parser.add_argument("--clip", default=BURST_CLIP, help=f"burst mode: caller clip name (default {BURST_CLIP})")
     parser.add_argument("--seed", type=int, default=1, help="seed of the clip orders and think times (default 1)")
+    parser.add_argument("--details", type=Path, default=None, metavar="FILE",
+                        help="also write one JSON line per measured turn (call, turn, clip, stage times in ms) to FILE")
     args = parser.parse_args(argv)
     from voicebot.cli import configure_logging
 
@@ -709,6 +714,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         title = f"Realistic traffic, {args.calls} calls"
     print(format_run(result, title=title))
+    if args.details is not None:
+        write_details(result, args.details)
+
+
+def write_details(result: RunResult, path: Path) -> None:
+    """Write each measured turn's clip and stage times as one JSON line, slowest on the wire first."""
+    clips = {plan.index: plan.clips for plan in result.plans}
+    with path.open("w", encoding="utf-8") as out:
+        for stage in sorted(result.stages, key=lambda turn: -turn["wire"]):
+            call, turn = int(stage["call"]), int(stage["turn"])
+            clip = clips[call][turn] if turn < len(clips[call]) else ""
+            out.write(json.dumps({"clip": clip, **{k: round(v) for k, v in stage.items()}}) + "\n")
 
 
 if __name__ == "__main__":
