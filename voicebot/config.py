@@ -73,9 +73,7 @@ class Settings:
     incomplete_turn_timeout_s: float = 0.8
     # Transcribe a turn that Smart Turn judged unfinished during that wait, and end the turn
     # early when the transcript already contains the value the flow expects (docs/asr.md).
-    # NOTE: off by default: with it on, the LLM whole-call test got a different transcript and failed
-    # in two fresh-clone runs, and the cause is not yet known.
-    speculative_asr: bool = False
+    speculative_asr: bool = True
     max_turn_s: float = 25.0
     log_level: str = "INFO"
 

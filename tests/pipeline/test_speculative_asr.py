@@ -19,7 +19,7 @@ from voicebot.asr.whisper import WhisperTranscriber
 from voicebot.audio.webrtc_vad import WebRTCVADAnalyzer
 from voicebot.dialog.engine import _accepts
 from voicebot.dialog.flows import SlotSpec
-from voicebot.pipeline.frames import CallerTranscriptFrame
+from voicebot.pipeline.frames import CallerTranscriptFrame, CallerTurnAudioFrame, TentativeTurnAudioFrame
 from voicebot.pipeline.recognition import TranscriptionProcessor, _answers
 from voicebot.pipeline.turns import TurnDetector
 from voicebot.responder.base import DialogContext
@@ -111,6 +111,22 @@ async def test_caller_going_on_discards_the_tentative_transcript(transcriber: Wh
     assert "卡号" in transcripts[0].text, transcripts[0].text
     assert recognition.speculative_hits == 1  # the second pause's tentative decode, not the first
 
+async def test_turn_audio_is_the_same_with_speculation_on_or_off(callers: Path) -> None:
+    """The tentative audio is cut where the turn is cut, so the transcript cannot depend on the setting."""
+    pcm = read_wav_telephone(callers / "faq_annual_fee.wav")
+    turn_audio = {}
+    for speculative in (False, True):
+        detector = TurnDetector(
+            vad=WebRTCVADAnalyzer(), turn_model=Unfinished(), incomplete_timeout_s=0.8, speculative=speculative
+        )
+        down, _ = await run_test(Pipeline([detector]), frames_to_send=_frames(pcm, pause_s=1.2))
+        turns = [frame for frame in down if isinstance(frame, CallerTurnAudioFrame)]
+        tentative = [frame for frame in down if isinstance(frame, TentativeTurnAudioFrame)]
+        assert len(turns) == 1
+        if speculative:
+            assert [frame.audio for frame in tentative][-1:] == [turns[0].audio]
+        turn_audio[speculative] = turns[0].audio
+    assert turn_audio[True] == turn_audio[False]
 
 
 def test_answers_ignores_a_question() -> None:
