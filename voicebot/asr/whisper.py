@@ -37,6 +37,7 @@ from voicebot.asr.textfilter import (
     to_simplified,
 )
 from voicebot.errors import AudioError, ConfigError, ModelError, OverloadedError
+from voicebot.priority import PrioritySlots, Urgency
 
 logger = logging.getLogger(__name__)
 
@@ -303,6 +304,7 @@ class WhisperTranscriber:
             self._language_tokens[language] = token_language
 
         self._executor = ThreadPoolExecutor(max_workers=self.max_concurrent, thread_name_prefix="whisper")
+        self._slots = PrioritySlots(self.max_concurrent)
         self._model = model
         logger.info(
             "Loaded Whisper model %s in %.1f s (device=%s, compute_type=%s, cpu_threads=%d, workers=%d)",
@@ -318,14 +320,21 @@ class WhisperTranscriber:
         self._model = None
 
     async def transcribe(
-        self, pcm16k: bytes, *, language: str | None = None, hint: RecognitionHint | None = None
+        self,
+        pcm16k: bytes,
+        *,
+        language: str | None = None,
+        hint: RecognitionHint | None = None,
+        urgent: bool | Urgency = True,
     ) -> Transcript:
         """Transcribe one turn of 16 kHz mono 16-bit little-endian PCM.
 
         `language` is one of the configured languages, usually the line's default. With None the
         language is detected and limited to the configured set. `hint` biases this decode
         towards the answer the dialog expects (voicebot.asr.hints). Raises OverloadedError when
-        `max_concurrent` decodes run and `max_queued` more wait.
+        `max_concurrent` decodes run and `max_queued` more wait. Waiting decodes start in
+        order, except that a decode that is not urgent (a speculative one) lets urgent ones go
+        first. Pass an `Urgency` to make a waiting decode urgent later.
         """
         if self._model is None or self._executor is None:
             raise ModelError("WhisperTranscriber.transcribe() called before load(): call load() at start-up")
@@ -345,7 +354,8 @@ class WhisperTranscriber:
             self._pending += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, self._transcribe_sync, pcm16k, language, hint)
+            async with self._slots.hold(urgent):
+                return await loop.run_in_executor(self._executor, self._transcribe_sync, pcm16k, language, hint)
         finally:
             with self._pending_lock:
                 self._pending -= 1
@@ -463,11 +473,13 @@ class WhisperTranscriber:
         reported, token_language = self._choose_language(encoder_output, language)
         tokenizer = self._tokenizer(token_language)
 
-        # Decode with the hotwords, and once more without them when the output copies the list.
+        # Decode with the hotwords, and once more without them when the output is not trusted.
+        # A caller who starts with words of the list (信用卡年费……) can make Whisper base copy
+        # the list or loop on it ("信用卡 年费 账 账 账"). A second decode of the same encoder
+        # output costs a tenth of a decode on the 30 s window, the fallback after this one.
         decoded = self._generate_once(encoder_output, tokenizer, duration_s, hint, use_hotwords=True)
-        hotwords = self._hotwords(hint)
-        if hotwords is not None and echoes_word_list(to_simplified(decoded.text), hotwords):
-            logger.info("Whisper output copied the hotword list; decoding again without hotwords")
+        if self._hotwords(hint) is not None and self._is_suspect(decoded, duration_s, hint):
+            logger.info("Whisper output copied or looped on the hotwords; decoding again without them")
             decoded = self._generate_once(encoder_output, tokenizer, duration_s, hint, use_hotwords=False)
         return decoded, reported
 

@@ -18,6 +18,7 @@ from voicebot.pipeline.frames import (
     TentativeTurnAudioFrame,
     TurnCompleteByTextFrame,
 )
+from voicebot.priority import Urgency
 from voicebot.responder.base import DialogContext
 
 logger = logging.getLogger(__name__)
@@ -50,8 +51,8 @@ class TranscriptionProcessor(FrameProcessor):
         self._call_id = call_id
         # The call's dialog context: what the dialog expects next biases the decode.
         self._context = context
-        # The tentative turn being transcribed: (its audio, the decode task).
-        self._speculative: tuple[bytes, asyncio.Task[Transcript | None]] | None = None
+        # The tentative turn being transcribed: its audio, the decode task and its urgency.
+        self._speculative: tuple[bytes, asyncio.Task[Transcript | None], Urgency] | None = None
         self.speculative_hits = 0
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -106,7 +107,7 @@ class TranscriptionProcessor(FrameProcessor):
     async def cleanup(self) -> None:
         await super().cleanup()
         if self._speculative is not None:
-            _, task = self._speculative
+            _, task, _ = self._speculative
             self._speculative = None
             await self.cancel_task(task)
 
@@ -118,12 +119,18 @@ class TranscriptionProcessor(FrameProcessor):
     def _start_speculative(self, frame: TentativeTurnAudioFrame) -> None:
         self._drop_speculative()
         hint = self._hint()
-        task = self.create_task(self._transcribe_tentative(frame, hint), name=f"speculative-asr-{frame.turn_index}")
-        self._speculative = (frame.audio, task)
+        urgency = Urgency(False)
+        task = self.create_task(
+            self._transcribe_tentative(frame, hint, urgency), name=f"speculative-asr-{frame.turn_index}"
+        )
+        self._speculative = (frame.audio, task, urgency)
 
-    async def _transcribe_tentative(self, frame: TentativeTurnAudioFrame, hint: RecognitionHint | None) -> Transcript | None:
+    async def _transcribe_tentative(
+        self, frame: TentativeTurnAudioFrame, hint: RecognitionHint | None, urgency: Urgency
+    ) -> Transcript | None:
         try:
-            transcript = await self._transcriber.transcribe(frame.audio, language=self._language, hint=hint)
+            # Not urgent while the turn may go on: finished turns' decodes go first.
+            transcript = await self._transcriber.transcribe(frame.audio, language=self._language, hint=hint, urgent=urgency)
         except OverloadedError:
             # Under load the tentative decode is skipped; the turn is decoded when it ends.
             return None
@@ -139,10 +146,12 @@ class TranscriptionProcessor(FrameProcessor):
         speculative, self._speculative = self._speculative, None
         if speculative is None:
             return None
-        tentative_audio, task = speculative
+        tentative_audio, task, urgency = speculative
         if tentative_audio != audio:
             await self.cancel_task(task)
             return None
+        # The turn is over and the caller is waiting: a decode still queued moves ahead.
+        urgency.urgent = True
         try:
             return await task
         except asyncio.CancelledError:
@@ -153,7 +162,7 @@ class TranscriptionProcessor(FrameProcessor):
 
     def _drop_speculative(self) -> None:
         if self._speculative is not None:
-            _, task = self._speculative
+            _, task, _ = self._speculative
             task.cancel()
             self._speculative = None
 

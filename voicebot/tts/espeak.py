@@ -23,6 +23,7 @@ import numpy as np
 import soxr
 
 from voicebot.errors import ConfigError, UpstreamError
+from voicebot.priority import PrioritySlots
 from voicebot.tts.normalize import LANGUAGES as NORMALIZED_LANGUAGES
 from voicebot.tts.normalize import normalize_for_speech
 from voicebot.tts.sentences import split_sentences
@@ -49,8 +50,12 @@ class SpeechSynthesizer(Protocol):
 
     sample_rate: int
 
-    async def synthesize(self, text: str, language: str) -> bytes:
-        """Return 16-bit little-endian mono PCM at `sample_rate`, empty for silent text."""
+    async def synthesize(self, text: str, language: str, *, urgent: bool = False) -> bytes:
+        """Return 16-bit little-endian mono PCM at `sample_rate`, empty for silent text.
+
+        `urgent` marks audio a caller is waiting for (the first sentence of a reply); an
+        engine that queues requests serves it before the others.
+        """
         ...
 
     def stream(self, text: str, language: str) -> AsyncIterator[tuple[str, bytes]]:
@@ -101,7 +106,7 @@ class EspeakSynthesizer:
         self.timeout_s = timeout_s
         self.keep_silence_s = keep_silence_s
         self.max_sentence_chars = max_sentence_chars
-        self._semaphore = asyncio.Semaphore(max_concurrent)
+        self._slots = PrioritySlots(max_concurrent)
 
     def check(self) -> None:
         """Verify that espeak-ng runs and has every configured voice.
@@ -142,8 +147,12 @@ class EspeakSynthesizer:
                 )
         logger.info("espeak-ng at %s has voices %s", path, self.voices)
 
-    async def synthesize(self, text: str, language: str) -> bytes:
+    async def synthesize(self, text: str, language: str, *, urgent: bool = False) -> bytes:
         """Synthesize `text` and return 16-bit little-endian mono PCM at `sample_rate`.
+
+        When all `max_concurrent` processes run, an `urgent` request (the first sentence of a
+        reply, which a caller is waiting for) gets the next free one before other waiting
+        requests (later sentences, which play only after it).
 
         Chinese text ("zh", "yue") is normalised first. Silence at both ends is trimmed
         to `keep_silence_s`. Text with nothing to speak returns b"". Raises ConfigError
@@ -156,7 +165,7 @@ class EspeakSynthesizer:
         if not any(char.isalnum() for char in text):
             return b""
 
-        async with self._semaphore:
+        async with self._slots.hold(urgent):
             wav = await self._run_espeak(text, voice)
         source_rate, samples = _parse_wav(wav)
         samples = _trim_silence(samples, keep_samples=int(self.keep_silence_s * source_rate))
