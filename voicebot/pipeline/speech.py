@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 
+import numpy as np
 from pipecat.frames.frames import Frame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
@@ -27,6 +28,12 @@ from voicebot.tts.espeak import EspeakSynthesizer
 from voicebot.tts.sentences import split_sentences
 
 logger = logging.getLogger(__name__)
+
+# Synthesised sentences start with a little silence (EspeakSynthesizer keeps 50 ms at each end).
+# The first sentence of a reply loses it, because the caller is waiting for that audio; later
+# sentences keep it as the pause between sentences.
+LEAD_SILENCE_LEVEL = 64  # sample magnitude, about -54 dBFS
+MAX_LEAD_TRIM_S = 0.1
 
 
 class SpeechSynthesisProcessor(FrameProcessor):
@@ -76,7 +83,9 @@ class SpeechSynthesisProcessor(FrameProcessor):
         audio = b""
         if sentence.strip():
             try:
-                audio = await self._synthesizer.synthesize(sentence, frame.language)
+                audio = await self._synthesizer.synthesize(sentence, frame.language, urgent=index == 0)
+                if index == 0:
+                    audio = trim_leading_silence(audio, self._synthesizer.sample_rate)
             except VoicebotError as e:
                 # The sentence is skipped; its mark still goes out so playback tracking stays whole.
                 logger.error(
@@ -97,3 +106,11 @@ class SpeechSynthesisProcessor(FrameProcessor):
                 speech_ended_at=frame.speech_ended_at,
             )
         )
+
+
+def trim_leading_silence(pcm: bytes, sample_rate: int, *, max_s: float = MAX_LEAD_TRIM_S) -> bytes:
+    """Drop leading 16-bit samples below LEAD_SILENCE_LEVEL, at most `max_s` seconds of them."""
+    samples = np.frombuffer(pcm[: int(max_s * sample_rate) * 2], dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) >= LEAD_SILENCE_LEVEL)
+    cut = int(loud[0]) if loud.size else len(samples)
+    return pcm[cut * 2 :]
