@@ -609,7 +609,8 @@ def _format_stages(stages: list[dict[str, float]], measured: int) -> list[str]:
     lines = [
         "",
         f"Where the time goes: {len(stages)} of the {measured} measured turns matched with their call record. "
-        "input_lag is the wire's end of speech to the service's (receive path and jitter buffer), turn_detect "
+        "input_lag is the wire's end of speech to the service's (receive path, jitter buffer and the WebRTC VAD's "
+        "own hangover of about 0.1 s), turn_detect "
         "the end of speech (VAD) to the end of the turn (Smart Turn), asr the end of the turn to the transcript, "
         "respond the dialog, tts_and_rest the rest of end_to_end, which ends at the first bot audio the service "
         "sends. output_lag is from that send to the first voiced bot packet on the wire, and wire is the whole "

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 @dataclass
 class Urgency:
-    """How urgent a waiting request is. Setting `urgent` while it waits moves it ahead."""
+    """Urgency of a waiting request. Setting `urgent` while it waits moves it ahead."""
 
     urgent: bool = False
 
@@ -29,7 +29,7 @@ class _Waiter:
 
 
 class PrioritySlots:
-    """A bounded number of slots; a freed slot goes to the oldest urgent waiter, else the oldest."""
+    """A bounded number of slots. A freed slot goes to the oldest urgent waiter, or else to the oldest waiter."""
 
     def __init__(self, size: int) -> None:
         self._free = size

@@ -37,7 +37,7 @@ SUPPORTED_AGGRESSIVENESS: tuple[int, ...] = (0, 1, 2, 3)
 #   separate turn model after this, so the VAD only needs to report pauses quickly. The
 #   WebRTC VAD itself keeps saying "speech" for 80-120 ms after the voice stops (measured on
 #   the 22 caller clips against a 300 RMS energy cut), so a pause is reported after about
-#   0.2 s of real silence. The turn detector asks Smart Turn then and twice more in the
+#   0.2 s of real silence. The turn detector queries Smart Turn then and twice more in the
 #   same pause (voicebot.pipeline.turns.TURN_CHECKS_S).
 # min_volume 0.45: pipecat maps loudness over a 400 ms window from -110..-10 LUFS to
 #   0..1, so 0.45 is -65 LUFS. The caller clips measure about -22 LUFS (0.88) after the
