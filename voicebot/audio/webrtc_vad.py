@@ -33,12 +33,12 @@ SUPPORTED_AGGRESSIVENESS: tuple[int, ...] = (0, 1, 2, 3)
 #   threshold in (0, 1] behaves the same. 0.5 states that plainly.
 # start_secs 0.2: ten 20 ms frames of speech in a row before SPEAKING. This ignores
 #   clicks, line pops and short noise bursts that the WebRTC VAD marks as speech.
-# stop_secs 0.1: five non-speech frames end a speech segment. End of turn is judged by a
+# stop_secs 0.2: ten non-speech frames end a speech segment. End of turn is judged by a
 #   separate turn model after this, so the VAD only needs to report pauses quickly. The
 #   WebRTC VAD itself keeps saying "speech" for 80-120 ms after the voice stops (measured on
 #   the 22 caller clips against a 300 RMS energy cut), so a pause is reported after about
-#   0.2 s of real silence. The turn detector queries Smart Turn then and twice more in the
-#   same pause (voicebot.pipeline.turns.TURN_CHECKS_S).
+#   0.3 s of real silence. 0.1 s ended turns at mid-sentence pauses of 0.2-0.3 s (信用卡年费
+#   是多少？ …… 怎么才能免年费？) early enough for the reply to start before the caller went on.
 # min_volume 0.45: pipecat maps loudness over a 400 ms window from -110..-10 LUFS to
 #   0..1, so 0.45 is -65 LUFS. The caller clips measure about -22 LUFS (0.88) after the
 #   mu-law round trip, and the same clips 30 dB quieter (about -52 LUFS, 0.58) still
@@ -46,7 +46,7 @@ SUPPORTED_AGGRESSIVENESS: tuple[int, ...] = (0, 1, 2, 3)
 #   clips. Audio below -65 LUFS is treated as silence whatever webrtcvad decides.
 # Measured on 22 synthetic Mandarin caller clips through the 8 kHz mu-law path with
 # aggressiveness 2. tests/audio/test_webrtc_vad.py checks the -30 dB case.
-PHONE_VAD_PARAMS = VADParams(confidence=0.5, start_secs=0.2, stop_secs=0.1, min_volume=0.45)
+PHONE_VAD_PARAMS = VADParams(confidence=0.5, start_secs=0.2, stop_secs=0.2, min_volume=0.45)
 
 
 def _check_sample_rate(sample_rate: int) -> None:
