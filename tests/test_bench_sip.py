@@ -191,7 +191,8 @@ def test_match_records_splits_wire_latency():
     assert stages["tts_and_rest"] == pytest.approx(270)
     assert stages["output_lag"] == pytest.approx(250)
     assert stages["wire"] == pytest.approx(1500)
-    assert set(stages) == set(sip.STAGES)
+    assert set(stages) == set(sip.STAGES) | {"call", "turn"}
+    assert (stages["call"], stages["turn"]) == (0, 0)
 
 
 def test_match_records_skips_turn_without_reply():
