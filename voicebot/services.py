@@ -146,6 +146,8 @@ class Services:
         await self.banking.close()
         await self.store.close()
         self.transcriber.close()
+        # load_services froze the start-up objects; closed services may be collected again.
+        gc.unfreeze()
 
 
 async def load_services(settings: Settings) -> Services:
