@@ -9,59 +9,64 @@ import pytest
 from voicebot.priority import PrioritySlots, Urgency
 
 
-async def _use(
-    slots: PrioritySlots, name: str, order: list[str], release: asyncio.Event, *, urgent: bool | Urgency
-) -> None:
-    async with slots.hold(urgent):
-        order.append(name)
-        await release.wait()
+class _Users:
+    """One slot, a holder that keeps it until `release` is set, and the order slots were taken in."""
+
+    def __init__(self) -> None:
+        self.slots = PrioritySlots(1)
+        self.order: list[str] = []
+        self.release = asyncio.Event()
+
+    async def start_holder(self) -> asyncio.Task[None]:
+        holder = self.start("holder", urgent=False)
+        await asyncio.sleep(0)
+        return holder
+
+    def start(self, name: str, *, urgent: bool | Urgency) -> asyncio.Task[None]:
+        return asyncio.create_task(self._use(name, urgent))
+
+    async def _use(self, name: str, urgent: bool | Urgency) -> None:
+        async with self.slots.hold(urgent):
+            self.order.append(name)
+            await self.release.wait()
 
 
 async def test_urgent_waiter_goes_first() -> None:
-    slots = PrioritySlots(1)
-    order: list[str] = []
-    release = asyncio.Event()
-    holder = asyncio.create_task(_use(slots, "holder", order, release, urgent=False))
+    users = _Users()
+    holder = await users.start_holder()
+    later = users.start("later sentence", urgent=False)
+    first = users.start("first sentence", urgent=True)
     await asyncio.sleep(0)
-    later = asyncio.create_task(_use(slots, "later sentence", order, release, urgent=False))
-    first = asyncio.create_task(_use(slots, "first sentence", order, release, urgent=True))
-    await asyncio.sleep(0)
-    release.set()
+    users.release.set()
     await asyncio.gather(holder, later, first)
-    assert order == ["holder", "first sentence", "later sentence"]
+    assert users.order == ["holder", "first sentence", "later sentence"]
 
 
 async def test_cancelled_waiter_gives_up_its_place() -> None:
-    slots = PrioritySlots(1)
-    order: list[str] = []
-    release = asyncio.Event()
-    holder = asyncio.create_task(_use(slots, "holder", order, release, urgent=False))
-    await asyncio.sleep(0)
-    cancelled = asyncio.create_task(_use(slots, "cancelled", order, release, urgent=True))
-    waiting = asyncio.create_task(_use(slots, "waiting", order, release, urgent=False))
+    users = _Users()
+    holder = await users.start_holder()
+    cancelled = users.start("cancelled", urgent=True)
+    waiting = users.start("waiting", urgent=False)
     await asyncio.sleep(0)
     cancelled.cancel()
     with pytest.raises(asyncio.CancelledError):
         await cancelled
-    release.set()
+    users.release.set()
     await asyncio.gather(holder, waiting)
-    assert order == ["holder", "waiting"]
-    # Every slot came back: two more holders fit one after the other.
-    await asyncio.wait_for(_use(slots, "again", order, release, urgent=False), 1)
+    assert users.order == ["holder", "waiting"]
+    # Every slot came back: one more holder gets a slot at once.
+    await asyncio.wait_for(users.start("again", urgent=False), 1)
 
 
 async def test_waiter_made_urgent_moves_ahead() -> None:
     """A speculative decode still queued when its turn ends goes before later non-urgent work."""
-    slots = PrioritySlots(1)
-    order: list[str] = []
-    release = asyncio.Event()
-    holder = asyncio.create_task(_use(slots, "holder", order, release, urgent=False))
-    await asyncio.sleep(0)
-    other = asyncio.create_task(_use(slots, "other", order, release, urgent=False))
+    users = _Users()
+    holder = await users.start_holder()
+    other = users.start("other", urgent=False)
     urgency = Urgency(False)
-    speculative = asyncio.create_task(_use(slots, "speculative", order, release, urgent=urgency))
+    speculative = users.start("speculative", urgent=urgency)
     await asyncio.sleep(0)
     urgency.urgent = True
-    release.set()
+    users.release.set()
     await asyncio.gather(holder, other, speculative)
-    assert order == ["holder", "speculative", "other"]
+    assert users.order == ["holder", "speculative", "other"]

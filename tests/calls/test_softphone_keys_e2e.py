@@ -51,9 +51,9 @@ async def test_lost_card_keys_read_back(
     bots_before_keys = [line for line in lines[:keys_at] if line["event"] == "bot"]
     bots_after_keys = [line for line in lines[keys_at:] if line["event"] == "bot"]
     transcripts = [line["text"] for line in lines if line["event"] == "user"]
-    # The greeting and the reply to the spoken request. NOTE: when the caller's pause inside
-    # the clip ends the turn and the caller then goes on, the turn is merged and answered again,
-    # but the sideband has already sent the first reply's bot event, so one extra event may come.
+    # The greeting and the reply to the spoken request. NOTE: when a pause inside the clip ends
+    # the turn and the caller goes on, the merged turn gets a new reply, but the sideband has
+    # already sent the dropped reply's bot event, so one extra bot event may come first.
     assert 2 <= len(bots_before_keys) <= 3, lines
     assert bots_before_keys[-1]["topic"] == "lost_card", f"flow_lost_card transcribed as {transcripts!r}"
     assert "后四位" in bots_before_keys[-1]["text"]

@@ -111,7 +111,7 @@ async def test_caller_going_on_discards_the_tentative_transcript(transcriber: Wh
     assert "卡号" in transcripts[0].text, transcripts[0].text
     assert recognition.speculative_hits == 1  # the second pause's tentative decode, not the first
 
-async def test_turn_audio_is_the_same_with_speculation_on_or_off(callers: Path) -> None:
+async def test_tentative_cut_matches_turn_cut(callers: Path) -> None:
     """The tentative audio is cut where the turn is cut, so the transcript cannot depend on the setting."""
     pcm = read_wav_telephone(callers / "faq_annual_fee.wav")
     turn_audio = {}
