@@ -33,11 +33,12 @@ SECTIONS = {
     "dialog": "bench.dialog",
     "escalation": "bench.escalation",
     "llm": "bench.llm",
+    "turns": "bench.turns",
     # Twenty SIP calls with realistic traffic, then a burst of twenty as the worst case, take
     # about 5 minutes, so the section runs only when named: --only sip.
     "sip": "bench.sip",
 }
-DEFAULT_SECTIONS = ("asr", "faq", "tts", "calls", "dialog", "escalation", "llm")
+DEFAULT_SECTIONS = ("asr", "faq", "tts", "calls", "dialog", "escalation", "llm", "turns")
 DEFAULT_OUT = REPO_ROOT / "bench" / "RESULTS.md"
 
 
