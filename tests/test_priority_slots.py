@@ -70,3 +70,54 @@ async def test_waiter_made_urgent_moves_ahead() -> None:
     users.release.set()
     await asyncio.gather(holder, other, speculative)
     assert users.order == ["holder", "speculative", "other"]
+
+
+async def test_reserved_slot_stays_free_for_urgent_work() -> None:
+    """Two slots, one reserved: a second tentative decode waits, a finished turn's decode does not."""
+    slots = PrioritySlots(2, reserved=1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def use(name: str, urgent: bool | Urgency) -> None:
+        async with slots.hold(urgent):
+            order.append(name)
+            await release.wait()
+
+    first_slack = asyncio.create_task(use("tentative 1", False))
+    second_slack = asyncio.create_task(use("tentative 2", False))
+    await asyncio.sleep(0)
+    assert order == ["tentative 1"]
+    urgent = asyncio.create_task(use("finished turn", True))
+    await asyncio.sleep(0)
+    assert order == ["tentative 1", "finished turn"]
+    release.set()
+    await asyncio.gather(first_slack, second_slack, urgent)
+    assert order == ["tentative 1", "finished turn", "tentative 2"]
+
+
+async def test_waiter_made_urgent_takes_a_reserved_slot_at_once() -> None:
+    """A tentative decode held back by the reservation starts as soon as its turn ends."""
+    slots = PrioritySlots(2, reserved=1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def use(name: str, urgent: bool | Urgency) -> None:
+        async with slots.hold(urgent):
+            order.append(name)
+            await release.wait()
+
+    running = asyncio.create_task(use("other call's tentative", False))
+    urgency = Urgency(False)
+    waiting = asyncio.create_task(use("this call's tentative", urgency))
+    await asyncio.sleep(0)
+    assert order == ["other call's tentative"]
+    urgency.urgent = True
+    await asyncio.sleep(0)
+    assert order == ["other call's tentative", "this call's tentative"]
+    release.set()
+    await asyncio.gather(running, waiting)
+
+
+def test_reservation_must_leave_a_slot_for_slack_work() -> None:
+    with pytest.raises(ValueError, match="reserved"):
+        PrioritySlots(1, reserved=1)

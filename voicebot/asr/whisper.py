@@ -304,7 +304,9 @@ class WhisperTranscriber:
             self._language_tokens[language] = token_language
 
         self._executor = ThreadPoolExecutor(max_workers=self.max_concurrent, thread_name_prefix="whisper")
-        self._slots = PrioritySlots(self.max_concurrent)
+        # With two or more workers one is kept for finished turns: a tentative decode that
+        # started cannot be stopped when a caller's turn ends.
+        self._slots = PrioritySlots(self.max_concurrent, reserved=1 if self.max_concurrent > 1 else 0)
         self._model = model
         logger.info(
             "Loaded Whisper model %s in %.1f s (device=%s, compute_type=%s, cpu_threads=%d, workers=%d)",
