@@ -193,3 +193,28 @@ async def test_plain_path_transcribes(speech_dir: Path) -> None:
 
     assert "年费" in transcript.text
     assert transcript.dropped is None
+
+
+@pytest.mark.slow
+async def test_hotword_copy_stops_early_and_is_decoded_again(
+    transcriber: WhisperTranscriber, speech_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """信用卡年费… makes Whisper base copy the hotword list; that decode stops short and is redone without them."""
+    decodes: list[tuple[bool, str, bool]] = []
+    generate_once = WhisperTranscriber._generate_once
+
+    def recording(self: WhisperTranscriber, *args: object, use_hotwords: bool) -> object:
+        decoded = generate_once(self, *args, use_hotwords=use_hotwords)  # type: ignore[arg-type]
+        decodes.append((use_hotwords, decoded.text, decoded.hit_token_limit))
+        return decoded
+
+    monkeypatch.setattr(WhisperTranscriber, "_generate_once", recording)
+    transcript = await transcriber.transcribe(
+        read_wav_telephone(speech_dir / "callers" / "faq_annual_fee.wav"), language="zh"
+    )
+
+    assert [used for used, _, _ in decodes] == [True, False], decodes
+    _, copied, stopped = decodes[0]
+    assert copied.startswith("信用卡 年费 账单") and stopped, decodes[0]
+    assert transcriber._token_limit(4.0, 60, with_hotwords=True) < transcriber._token_limit(4.0, 60)
+    assert "年费是多少" in transcript.text and "免年费" in transcript.text, transcript.text
