@@ -121,3 +121,29 @@ async def test_waiter_made_urgent_takes_a_reserved_slot_at_once() -> None:
 def test_reservation_must_leave_a_slot_for_slack_work() -> None:
     with pytest.raises(ValueError, match="reserved"):
         PrioritySlots(1, reserved=1)
+
+
+
+async def test_slot_freed_before_a_cancelled_waiter_runs_goes_to_the_next() -> None:
+    """A waiter cancelled in the same step that frees a slot is skipped, not handed the slot."""
+    slots = PrioritySlots(1)
+    order: list[str] = []
+    tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def holder() -> None:
+        async with slots.hold(False):
+            await asyncio.sleep(0.01)
+            tasks["cancelled"].cancel()  # its future is cancelled now, its task runs later
+
+    async def waiter(name: str, urgent: bool) -> None:
+        async with slots.hold(urgent):
+            order.append(name)
+
+    tasks["holder"] = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    tasks["cancelled"] = asyncio.create_task(waiter("cancelled", True))
+    tasks["waiting"] = asyncio.create_task(waiter("waiting", False))
+    results = await asyncio.wait_for(asyncio.gather(*tasks.values(), return_exceptions=True), 5)
+
+    assert order == ["waiting"], results
+    assert isinstance(results[1], asyncio.CancelledError)

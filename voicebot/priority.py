@@ -106,6 +106,10 @@ class PrioritySlots:
     def _hand_over(self) -> None:
         # Free slots go to urgent waiters first, then to slack work within its limit.
         while self._free > 0 and self._waiters:
+            # A waiter whose task was cancelled leaves the queue when its task runs again.
+            self._waiters = collections.deque(waiter for waiter in self._waiters if not waiter.future.done())
+            if not self._waiters:
+                return
             chosen = next((waiter for waiter in self._waiters if waiter.urgency.urgent), None)
             if chosen is None and self._slack_held < self._slack_limit:
                 chosen = self._waiters[0]
