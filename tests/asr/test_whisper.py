@@ -165,18 +165,18 @@ async def test_concurrent_calls_share_model(speech_dir: Path) -> None:
 
 
 @pytest.mark.slow
-async def test_full_queue_raises_overloaded(transcriber: WhisperTranscriber, speech_dir: Path) -> None:
-    """With 1 running and 1 waiting, a third concurrent call raises OverloadedError."""
+async def test_full_queue_refuses_only_tentative_decodes(transcriber: WhisperTranscriber, speech_dir: Path) -> None:
+    """With 1 running and 1 waiting, a tentative decode is refused and a finished turn waits its turn."""
     pcm = read_wav_telephone(speech_dir / "callers" / "confirm_yes.wav")
 
-    results = await asyncio.gather(
-        *(transcriber.transcribe(pcm, language="zh") for _ in range(3)), return_exceptions=True
-    )
+    finished_turns = [asyncio.create_task(transcriber.transcribe(pcm, language="zh")) for _ in range(3)]
+    await asyncio.sleep(0)
+    with pytest.raises(OverloadedError, match="tentative") as refused:
+        await transcriber.transcribe(pcm, language="zh", urgent=False)
+    results = await asyncio.gather(*finished_turns)
 
-    assert isinstance(results[2], OverloadedError)
-    assert results[2].retryable
-    assert not isinstance(results[0], BaseException)
-    assert not isinstance(results[1], BaseException)
+    assert refused.value.retryable
+    assert all(result.text for result in results), results
 
 
 @pytest.mark.slow
@@ -218,3 +218,4 @@ async def test_hotword_copy_stops_early_and_is_decoded_again(
     assert copied.startswith("信用卡 年费 账单") and stopped, decodes[0]
     assert transcriber._token_limit(4.0, 60, with_hotwords=True) < transcriber._token_limit(4.0, 60)
     assert "年费是多少" in transcript.text and "免年费" in transcript.text, transcript.text
+

@@ -342,10 +342,10 @@ class WhisperTranscriber:
 
         `language` is one of the configured languages, usually the line's default. With None the
         language is detected and limited to the configured set. `hint` biases this decode
-        towards the answer the dialog expects (voicebot.asr.hints). Raises OverloadedError when
-        `max_concurrent` decodes run and `max_queued` more wait. Waiting decodes start in
-        order, except that a decode that is not urgent (a speculative one) lets urgent ones go
-        first. Pass an `Urgency` to make a waiting decode urgent later.
+        towards the answer the dialog expects (voicebot.asr.hints). A decode that is not urgent
+        (a speculative one) raises OverloadedError when `max_concurrent` decodes run and
+        `max_queued` more wait; an urgent one always waits. Waiting decodes start in order,
+        except that urgent ones go first. Pass an `Urgency` to make a waiting decode urgent later.
         """
         if self._model is None or self._executor is None:
             raise ModelError("WhisperTranscriber.transcribe() called before load(): call load() at start-up")
@@ -356,11 +356,15 @@ class WhisperTranscriber:
         if len(pcm16k) % 2:
             raise AudioError(f"16-bit PCM must have an even number of bytes, got {len(pcm16k)}")
 
+        is_urgent = urgent.urgent if isinstance(urgent, Urgency) else urgent
         with self._pending_lock:
-            if self._pending >= self.max_concurrent + self.max_queued:
+            # Only work with slack is refused. A finished turn always waits for a worker: each
+            # call has at most one at a time, so the call limit bounds them, and a refused turn
+            # would leave its caller without an answer.
+            if not is_urgent and self._pending >= self.max_concurrent + self.max_queued:
                 raise OverloadedError(
-                    f"ASR queue is full ({self.max_concurrent} running, {self.max_queued} waiting): retry later "
-                    "or raise max_concurrent or max_queued"
+                    f"ASR queue is full ({self.max_concurrent} running, {self.max_queued} waiting): tentative "
+                    "decode skipped; raise max_concurrent or max_queued if this happens often"
                 )
             self._pending += 1
         try:
