@@ -69,12 +69,8 @@ _TOKEN_LIMIT_MARGIN = 10
 _CHARACTERS_PER_SECOND_LIMIT = 8.0
 _CHARACTER_LIMIT_MARGIN = 4
 
-# Token limit of the first decode, the one with the hotwords. When Whisper copies the hotword
-# list it runs on to the token limit, and every token costs about 7 ms on one core: on
-# faq_annual_fee the copy took 0.53 s of a 0.73 s turn. The reference transcripts of the shared
-# clips need at most 6.7 tokens per second of audio. A decode that reaches this limit is decoded
-# again without the hotwords and with the limit above, so a fast speaker loses the hotwords'
-# help but no words.
+# Token limit of the decode with the hotwords: a copy of the list runs on to the limit at about
+# 7 ms per token. Its retry without hotwords keeps the general limit (docs/asr.md, "Short window").
 _HOTWORD_TOKENS_PER_SECOND_LIMIT = _CHARACTERS_PER_SECOND_LIMIT
 _HOTWORD_TOKEN_LIMIT_MARGIN = _CHARACTER_LIMIT_MARGIN + 2
 

@@ -45,10 +45,8 @@ COMPLETE_PROBABILITY = 0.5
 # Seconds of silence after the VAD reports a pause at which Smart Turn is asked, until it
 # judges the turn complete. The model grows surer as trailing silence grows: "对没错" scores
 # 0.50 with 0.2 s of silence and 0.93 with 0.5 s. Asking early and again later ends clear
-# turns sooner without ending unclear ones later than a single check would. Checks every 0.1 s
-# up to 0.5 s end faq_annual_fee 0.4 s sooner in audio time (`python -m bench.turns`), but
-# each check costs about 45 ms of a core and holds up the call's audio, and 20 SIP calls
-# answered later with them (`python -m bench.sip`, docs/asr.md).
+# turns sooner without ending unclear ones later than a single check would. Denser checks
+# cost 45 ms of a core each and were slower over SIP (docs/asr.md, "Turn ends and speculative recognition").
 TURN_CHECKS_S = (0.0, 0.1, 0.3)
 
 
