@@ -10,10 +10,10 @@ from voicebot.priority import PrioritySlots, Urgency
 
 
 class _Users:
-    """One slot, a holder that keeps it until `release` is set, and the order slots were taken in."""
+    """Slots (one by default), users that keep theirs until `release` is set, and the order slots were taken in."""
 
-    def __init__(self) -> None:
-        self.slots = PrioritySlots(1)
+    def __init__(self, size: int = 1, reserved: int = 0) -> None:
+        self.slots = PrioritySlots(size, reserved=reserved)
         self.order: list[str] = []
         self.release = asyncio.Event()
 
@@ -74,47 +74,31 @@ async def test_waiter_made_urgent_moves_ahead() -> None:
 
 async def test_reserved_slot_stays_free_for_urgent_work() -> None:
     """Two slots, one reserved: a second tentative decode waits, a finished turn's decode does not."""
-    slots = PrioritySlots(2, reserved=1)
-    order: list[str] = []
-    release = asyncio.Event()
-
-    async def use(name: str, urgent: bool | Urgency) -> None:
-        async with slots.hold(urgent):
-            order.append(name)
-            await release.wait()
-
-    first_slack = asyncio.create_task(use("tentative 1", False))
-    second_slack = asyncio.create_task(use("tentative 2", False))
+    users = _Users(size=2, reserved=1)
+    first_slack = users.start("tentative 1", urgent=False)
+    second_slack = users.start("tentative 2", urgent=False)
     await asyncio.sleep(0)
-    assert order == ["tentative 1"]
-    urgent = asyncio.create_task(use("finished turn", True))
+    assert users.order == ["tentative 1"]
+    urgent = users.start("finished turn", urgent=True)
     await asyncio.sleep(0)
-    assert order == ["tentative 1", "finished turn"]
-    release.set()
+    assert users.order == ["tentative 1", "finished turn"]
+    users.release.set()
     await asyncio.gather(first_slack, second_slack, urgent)
-    assert order == ["tentative 1", "finished turn", "tentative 2"]
+    assert users.order == ["tentative 1", "finished turn", "tentative 2"]
 
 
 async def test_waiter_made_urgent_takes_a_reserved_slot_at_once() -> None:
     """A tentative decode held back by the reservation starts as soon as its turn ends."""
-    slots = PrioritySlots(2, reserved=1)
-    order: list[str] = []
-    release = asyncio.Event()
-
-    async def use(name: str, urgent: bool | Urgency) -> None:
-        async with slots.hold(urgent):
-            order.append(name)
-            await release.wait()
-
-    running = asyncio.create_task(use("other call's tentative", False))
+    users = _Users(size=2, reserved=1)
+    running = users.start("other call's tentative", urgent=False)
     urgency = Urgency(False)
-    waiting = asyncio.create_task(use("this call's tentative", urgency))
+    waiting = users.start("this call's tentative", urgent=urgency)
     await asyncio.sleep(0)
-    assert order == ["other call's tentative"]
+    assert users.order == ["other call's tentative"]
     urgency.urgent = True
     await asyncio.sleep(0)
-    assert order == ["other call's tentative", "this call's tentative"]
-    release.set()
+    assert users.order == ["other call's tentative", "this call's tentative"]
+    users.release.set()
     await asyncio.gather(running, waiting)
 
 
