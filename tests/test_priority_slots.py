@@ -87,7 +87,7 @@ async def test_reserved_slot_stays_free_for_urgent_work() -> None:
     assert users.order == ["tentative 1", "finished turn", "tentative 2"]
 
 
-async def test_waiter_made_urgent_takes_a_reserved_slot_at_once() -> None:
+async def test_promoted_waiter_takes_reserved_slot() -> None:
     """A tentative decode held back by the reservation starts as soon as its turn ends."""
     users = _Users(size=2, reserved=1)
     running = users.start("other call's tentative", urgent=False)
@@ -108,7 +108,7 @@ def test_reservation_must_leave_a_slot_for_slack_work() -> None:
 
 
 
-async def test_slot_freed_before_a_cancelled_waiter_runs_goes_to_the_next() -> None:
+async def test_handover_skips_cancelled_waiter() -> None:
     """A waiter cancelled in the same step that frees a slot is skipped, not handed the slot."""
     slots = PrioritySlots(1)
     order: list[str] = []

@@ -196,7 +196,7 @@ async def test_plain_path_transcribes(speech_dir: Path) -> None:
 
 
 @pytest.mark.slow
-async def test_hotword_copy_stops_early_and_is_decoded_again(
+async def test_hotword_copy_stopped_and_redone(
     transcriber: WhisperTranscriber, speech_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """信用卡年费… makes Whisper base copy the hotword list; that decode stops short and is redone without them."""

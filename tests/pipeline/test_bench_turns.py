@@ -13,7 +13,7 @@ from voicebot.pipeline.turns import TURN_CHECKS_S
 from voicebot.services import SmartTurnModel, load_smart_turn_session
 
 
-async def test_replay_ends_each_clip_once_after_its_pause(speech_dir: Path) -> None:
+async def test_replay_ends_each_clip_once(speech_dir: Path) -> None:
     clips = {
         name: padded(read_wav(speech_dir / "callers" / f"{name}.wav", telephone=True))
         for name in ("faq_bill_inquiry", "confirm_yes")
