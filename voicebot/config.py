@@ -28,6 +28,7 @@ class Settings:
     # and queued turns finish about twice as fast (6.2-6.5 vs 3.5-4.0 decodes per second).
     asr_threads: int = 1
     asr_workers: int = 2
+    # Tentative decodes are skipped once this many decodes wait; a finished turn always waits.
     asr_max_queued: int = 16
     languages: tuple[str, ...] = ("zh", "yue")
     default_language: str = "zh"
