@@ -1,18 +1,19 @@
 """Turn-end benchmark: when the real turn detector ends each shared clip's turn, in audio time.
 
-Each clip goes through the telephone path (8 kHz G.711 mu-law and back to 16 kHz), gets 0.5 s of
-silence before and 1.5 s after, and is fed frame by frame to `TurnDetector` with the WebRTC VAD
-and the Smart Turn model the service uses. No clock is involved: every time is a position in
+Each clip goes through the telephone path (8 kHz G.711 mu-law and back to 16 kHz) and gets 0.5 s
+of silence before and 1.5 s after. Then it is fed frame by frame to `TurnDetector` with the
+WebRTC VAD and the Smart Turn model the service uses. No clock is involved: every time is a position in
 the audio, so a run gives the same numbers on a busy machine.
 
 For each schedule of Smart Turn checks it reports:
 
-- how long after the VAD's last pause report the clip's final turn ended (mean, p50, p90, max);
-  the report itself comes about 0.3 s after the voice stops (0.2 s of non-speech frames plus
-  the VAD's own hangover);
+- how long after the VAD's last pause report the clip's final turn ended (mean, p50, p90, max).
+  The report itself comes about 0.3 s after the voice stops: 0.2 s of non-speech frames plus
+  the VAD's own hangover.
 - turns that ended while the caller had more to say (mid-utterance ends). Over the phone these
-  are merged again when the caller goes on before the reply plays (`continuation_window_s`);
-- how many times Smart Turn ran per clip, its CPU cost (about 45 ms per check on one core).
+  are merged again when the caller goes on before the reply plays (`continuation_window_s`).
+- how many times Smart Turn ran per clip, and how long one run took (on one thread, as in the
+  service).
 
 Run: `python -m bench.turns [--checks 0,0.1,0.3 --checks 0,0.1,0.2,0.3,0.4,0.5]`.
 """
@@ -23,6 +24,7 @@ import argparse
 import asyncio
 import logging
 import statistics
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,13 +52,14 @@ DENSE_CHECKS_S = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 @dataclass
 class ClipTurns:
-    """Where the detector ended the turns of one clip, as seconds into the fed audio."""
+    """Turn ends of one clip, as seconds into the fed audio."""
 
     name: str
     ends: list[tuple[float, str]]  # (end of turn, reason)
     last_pause_report_s: float  # the VAD's last SPEAKING → QUIET step
     last_speaking_s: float  # the last frame the VAD called SPEAKING
     model_checks: int
+    model_seconds: float
 
     @property
     def final_delay_s(self) -> float | None:
@@ -70,15 +73,20 @@ class ClipTurns:
 
 
 class _CountingModel:
-    """Wraps the Smart Turn model and counts its runs."""
+    """Wrapper of the Smart Turn model that counts and times its runs."""
 
     def __init__(self, model: SmartTurnModel) -> None:
         self._model = model
         self.calls = 0
+        self.seconds = 0.0
 
     def probability_complete(self, pcm16k: bytes) -> float:
         self.calls += 1
-        return self._model.probability_complete(pcm16k)
+        started = time.perf_counter()
+        try:
+            return self._model.probability_complete(pcm16k)
+        finally:
+            self.seconds += time.perf_counter() - started
 
 
 class _RecordingVAD(WebRTCVADAnalyzer):
@@ -161,6 +169,7 @@ async def replay(clips: dict[str, bytes], model: SmartTurnModel, checks_s: tuple
                 last_pause_report_s=detector.recorded_vad.last_pause_report_s,
                 last_speaking_s=detector.recorded_vad.last_speaking_s,
                 model_checks=counting.calls,
+                model_seconds=counting.seconds,
             )
         )
     return results
@@ -182,8 +191,8 @@ def format_results(runs: list[tuple[tuple[float, ...], list[ClipTurns]]], *, tim
         "the VAD's last pause report, which comes about 0.3 s after the voice stops.",
         "",
         "| Smart Turn checks (s into the pause) | final turn end after the pause report: mean | p50 | p90 | max "
-        "| clips ended by the timeout | mid-utterance ends | Smart Turn runs per clip |",
-        "|---|---|---|---|---|---|---|---|",
+        "| clips ended by the timeout | mid-utterance ends | Smart Turn runs per clip | ms per Smart Turn run |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for checks_s, results in runs:
         delays = [r.final_delay_s for r in results if r.final_delay_s is not None]
@@ -192,9 +201,10 @@ def format_results(runs: list[tuple[tuple[float, ...], list[ClipTurns]]], *, tim
         by_timeout = sum(1 for r in results if r.ends and r.ends[-1][1] == "silence")
         mid = sum(r.mid_utterance_ends for r in results)
         runs_per_clip = statistics.mean(r.model_checks for r in results)
+        ms_per_run = 1000 * sum(r.model_seconds for r in results) / max(1, sum(r.model_checks for r in results))
         lines.append(
             f"| {_checks_text(checks_s)} | {statistics.mean(delays):.2f} s | {statistics.median(delays):.2f} s "
-            f"| {p90:.2f} s | {max(delays):.2f} s | {by_timeout} | {mid} | {runs_per_clip:.1f} |"
+            f"| {p90:.2f} s | {max(delays):.2f} s | {by_timeout} | {mid} | {runs_per_clip:.1f} | {ms_per_run:.0f} |"
         )
     lines.append("")
     slow = []
@@ -226,7 +236,7 @@ def _schedule(value: str) -> tuple[float, ...]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid check schedule {value!r}; expected seconds like 0,0.1,0.3") from None
     if list(schedule) != sorted(schedule) or schedule[0] < 0:
-        raise argparse.ArgumentTypeError(f"invalid check schedule {value!r}; need ascending seconds from 0")
+        raise argparse.ArgumentTypeError(f"invalid check schedule {value!r}; expected ascending seconds from 0, such as 0,0.1,0.3")
     return schedule
 
 

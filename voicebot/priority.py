@@ -5,9 +5,9 @@ caller waiting on them (a turn's transcript, the first sentence of a reply), oth
 (a decode started during a pause that may be thrown away, a sentence that plays after the
 current one). With a plain semaphore the urgent request waits behind all of those.
 
-Waiting urgent requests go first, but a request that already holds a slot keeps it until it is
-done: a decode cannot be paused. So work with slack may hold only `size - reserved` slots at
-once, and a reserved slot is free when a caller's turn ends.
+Waiting urgent requests go first, but a request with a slot keeps it until it is done, because a
+decode cannot be paused. So work with slack may occupy only `size - reserved` slots at once, and
+a reserved slot is free when a caller's turn ends.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Urgency:
 
 @dataclass
 class _Waiter:
-    future: asyncio.Future[bool]  # the result says whether the slot was taken as slack work
+    future: asyncio.Future[bool]  # True when the slot was taken as slack work
     urgency: Urgency
 
 
@@ -52,12 +52,14 @@ class PrioritySlots:
     """A bounded number of slots, `reserved` of them only for urgent work.
 
     A freed slot goes to the oldest urgent waiter, or else to the oldest waiter, as long as slack
-    work holds fewer than `size - reserved` slots.
+    work occupies fewer than `size - reserved` slots.
     """
 
     def __init__(self, size: int, *, reserved: int = 0) -> None:
         if size < 1 or not 0 <= reserved < size:
-            raise ValueError(f"need size >= 1 and 0 <= reserved < size, got size={size} reserved={reserved}")
+            raise ValueError(
+                f"invalid slots: size={size} reserved={reserved}; expected size >= 1 and 0 <= reserved < size"
+            )
         self._free = size
         self._slack_limit = size - reserved
         self._slack_held = 0

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 
 from voicebot.asr.whisper import WhisperTranscriber
 from voicebot.errors import ConfigError, ModelError, OverloadedError
 
-from .speech import read_wav_16k, read_wav_telephone
+from .speech import read_manifest, read_wav_16k, read_wav_telephone
 
 # (file under callers/, words of which at least one must be in the transcript)
 CALLER_CASES = [
@@ -165,17 +166,17 @@ async def test_concurrent_calls_share_model(speech_dir: Path) -> None:
 
 
 @pytest.mark.slow
-async def test_full_queue_refuses_only_tentative_decodes(transcriber: WhisperTranscriber, speech_dir: Path) -> None:
-    """With 1 running and 1 waiting, a tentative decode is refused and a finished turn waits its turn."""
+async def test_full_queue_rejects_tentative_only(transcriber: WhisperTranscriber, speech_dir: Path) -> None:
+    """With 1 running and 1 waiting, a tentative decode is rejected and a finished turn waits."""
     pcm = read_wav_telephone(speech_dir / "callers" / "confirm_yes.wav")
 
     finished_turns = [asyncio.create_task(transcriber.transcribe(pcm, language="zh")) for _ in range(3)]
     await asyncio.sleep(0)
-    with pytest.raises(OverloadedError, match="tentative") as refused:
+    with pytest.raises(OverloadedError, match="tentative") as rejected:
         await transcriber.transcribe(pcm, language="zh", urgent=False)
     results = await asyncio.gather(*finished_turns)
 
-    assert refused.value.retryable
+    assert rejected.value.retryable
     assert all(result.text for result in results), results
 
 
@@ -199,7 +200,7 @@ async def test_plain_path_transcribes(speech_dir: Path) -> None:
 async def test_hotword_copy_stopped_and_redone(
     transcriber: WhisperTranscriber, speech_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """信用卡年费… makes Whisper base copy the hotword list; that decode stops short and is redone without them."""
+    """信用卡年费… makes Whisper base copy the hotword list. That decode stops early and is redone without them."""
     decodes: list[tuple[bool, str, bool]] = []
     generate_once = WhisperTranscriber._generate_once
 
@@ -215,7 +216,22 @@ async def test_hotword_copy_stopped_and_redone(
 
     assert [used for used, _, _ in decodes] == [True, False], decodes
     _, copied, stopped = decodes[0]
-    assert copied.startswith("信用卡 年费 账单") and stopped, decodes[0]
+    assert copied.startswith("信用卡 年费 账单"), copied
+    assert stopped, decodes[0]
     assert transcriber._token_limit(4.0, 60, with_hotwords=True) < transcriber._token_limit(4.0, 60)
-    assert "年费是多少" in transcript.text and "免年费" in transcript.text, transcript.text
+    assert "年费是多少" in transcript.text, transcript.text
+    assert "免年费" in transcript.text, transcript.text
 
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder", ["callers", "recorded"])
+def test_reference_transcripts_fit_hotword_limit(transcriber: WhisperTranscriber, speech_dir: Path, folder: str) -> None:
+    """Every reference transcript of the shared clips fits under the token limit of the hotword decode."""
+    tokenizer = transcriber._tokenizer("zh")
+
+    for name, row in read_manifest(speech_dir / folder).items():
+        reference = (row.get("text") or row["transcript_stated_by_repo"]).split(" (")[0]
+        duration_s = soundfile.info(str(speech_dir / folder / name)).duration
+        tokens = len(tokenizer.encode(reference))
+        assert tokens < transcriber._token_limit(duration_s, 60, with_hotwords=True), (name, tokens, duration_s)

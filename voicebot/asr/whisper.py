@@ -69,8 +69,8 @@ _TOKEN_LIMIT_MARGIN = 10
 _CHARACTERS_PER_SECOND_LIMIT = 8.0
 _CHARACTER_LIMIT_MARGIN = 4
 
-# Token limit of the decode with the hotwords: a copy of the list runs on to the limit at about
-# 7 ms per token. Its retry without hotwords keeps the general limit (docs/asr.md, "Short window").
+# Token limit of the decode with the hotwords, because a copy of the list runs on to the limit.
+# Its retry without hotwords keeps the general limit (docs/asr.md, "Short window").
 _HOTWORD_TOKENS_PER_SECOND_LIMIT = _CHARACTERS_PER_SECOND_LIMIT
 _HOTWORD_TOKEN_LIMIT_MARGIN = _CHARACTER_LIMIT_MARGIN + 2
 
@@ -354,9 +354,8 @@ class WhisperTranscriber:
 
         is_urgent = urgent.urgent if isinstance(urgent, Urgency) else urgent
         with self._pending_lock:
-            # Only work with slack is refused. A finished turn always waits for a worker: each
-            # call has at most one at a time, so the call limit bounds them, and a refused turn
-            # would leave its caller without an answer.
+            # Only tentative decodes are rejected. A finished turn always waits for a worker, because
+            # each call has at most one at a time and a rejected turn leaves its caller with no reply.
             if not is_urgent and self._pending >= self.max_concurrent + self.max_queued:
                 raise OverloadedError(
                     f"ASR queue is full ({self.max_concurrent} running, {self.max_queued} waiting): tentative "

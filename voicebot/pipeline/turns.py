@@ -46,7 +46,7 @@ COMPLETE_PROBABILITY = 0.5
 # judges the turn complete. The model grows surer as trailing silence grows: "对没错" scores
 # 0.50 with 0.2 s of silence and 0.93 with 0.5 s. Asking early and again later ends clear
 # turns sooner without ending unclear ones later than a single check would. Denser checks
-# cost 45 ms of a core each and were slower over SIP (docs/asr.md, "Turn ends and
+# cost 47 ms of a core each and were slower over SIP (docs/asr.md, "Turn ends and
 # speculative recognition").
 TURN_CHECKS_S = (0.0, 0.1, 0.3)
 
