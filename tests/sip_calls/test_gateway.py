@@ -49,7 +49,7 @@ async def test_faq_call_gets_spoken_answer(
     assert answer_s > 2.0, answers
     voiced = [f.rms for f in bot_frames if answers[0][0] <= f.time_s <= answers[-1][1]]
     assert sum(voiced) / len(voiced) > harness.VOICED_RMS
-    assert not gateway.calls
+    assert await wait_until(lambda: not gateway.calls)
 
 
 async def test_rfc4733_dtmf_reaches_dialog(gateway_factory, ports: Ports, pcap_dir: Path, tmp_path: Path,

@@ -64,7 +64,8 @@ async def test_blind_transfer_refer_accepted(gateway_factory, ports: Ports, call
     assert context["mode"] == "blind"
     assert context["language"] == "zh"
     assert [turn["role"] for turn in context["transcript"]][:2] == ["bot", "caller"]
-    assert not gateway.calls
+    # sipp exits once it has answered the bot's BYE; the call's pipeline may still be closing.
+    assert await wait_until(lambda: not gateway.calls)
 
 
 async def test_handoff_endpoint_unknown_id(gateway_factory):
@@ -104,7 +105,7 @@ async def test_warm_transfer_bridges_rep(gateway_factory, ports: Ports, caller_p
     bridged = [span for span in to_caller if rep_start <= span[0] <= rep_end]
     assert bridged, f"the rep's voice did not reach the caller: rep {rep_voice}, caller got {to_caller}"
     assert sum(end - start for start, end in bridged) > rep_clip_s / 2
-    assert not gateway.calls
+    assert await wait_until(lambda: not gateway.calls)
 
 
 async def test_warm_transfer_busy_returns_to_bot(gateway_factory, ports: Ports, caller_pcap, greeting_s: float,
@@ -212,4 +213,4 @@ async def test_warm_transfer_replaces_refused_bridges(gateway_factory, ports: Po
     bridged = [span for span in to_caller if rep_start <= span[0] <= rep_end]
     assert bridged, f"the rep's voice did not reach the caller: rep {rep_voice}, caller got {to_caller}"
     assert sum(end - start for start, end in bridged) > rep_clip_s / 2
-    assert not gateway.calls
+    assert await wait_until(lambda: not gateway.calls)
