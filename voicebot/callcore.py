@@ -64,6 +64,7 @@ class CallPipeline:
             vad=services.new_vad(),
             turn_model=services.turn_model,
             incomplete_timeout_s=settings.incomplete_turn_timeout_s,
+            question_timeout_s=settings.question_turn_timeout_s,
             max_turn_s=settings.max_turn_s,
             speculative=settings.speculative_asr,
             call_id=call_id,

@@ -72,6 +72,8 @@ class Settings:
     hangup_timeout_s: float = 2.0
     # Silence after which a turn the Smart Turn model judged unfinished ends anyway.
     incomplete_turn_timeout_s: float = 0.8
+    # The same wait when the transcript of the audio so far reads as a question (docs/asr.md).
+    question_turn_timeout_s: float = 0.4
     # Transcribe a turn that Smart Turn judged unfinished during that wait, and end the turn
     # early when the transcript already contains the value the flow expects (docs/asr.md).
     speculative_asr: bool = True
@@ -103,12 +105,18 @@ class Settings:
             "start_timeout_s",
             "hangup_timeout_s",
             "incomplete_turn_timeout_s",
+            "question_turn_timeout_s",
             "max_turn_s",
             "llm_first_token_timeout_s",
             "llm_idle_timeout_s",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive seconds, got {getattr(self, name)}")
+        if self.question_turn_timeout_s > self.incomplete_turn_timeout_s:
+            raise ConfigError(
+                f"question_turn_timeout_s ({self.question_turn_timeout_s} s) is longer than "
+                f"incomplete_turn_timeout_s ({self.incomplete_turn_timeout_s} s); set it to at most that"
+            )
         for name in ("knowledge_base", "messages", "escalation_policy"):
             path = Path(getattr(self, name))
             if not path.is_file():

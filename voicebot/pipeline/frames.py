@@ -40,13 +40,28 @@ class TentativeTurnAudioFrame(DataFrame):
 
 @dataclass
 class TurnCompleteByTextFrame(SystemFrame):
-    """Sent upstream by recognition: the tentative turn's transcript is a complete answer to
-    what the dialog expects (four digits, a yes or no), so the turn can end without waiting
-    out the incomplete-turn timeout.
+    """Sent upstream by recognition: the tentative turn's transcript reads as finished, so the
+    turn can end without waiting out the incomplete-turn timeout.
+
+    A complete answer to what the dialog expects (four digits, a yes or no) ends the turn at
+    once. A question (`question=True`) ends it after the shorter question timeout of silence,
+    because callers often ask a second question after a short pause.
     """
 
     turn_index: int = 0
     audio_length: int = 0  # bytes of the tentative audio the transcript is of
+    question: bool = False
+
+
+@dataclass
+class TentativeTurnLikelyOverFrame(SystemFrame):
+    """Sent downstream by the turn detector when the caller has stayed silent for the question
+    timeout after a tentative turn was cut. The turn is probably over, so a decode of it that
+    still waits for a Whisper worker moves ahead as if the turn had ended.
+    """
+
+    turn_index: int = 0
+    audio_length: int = 0  # bytes of the tentative audio
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 
 from pipecat.frames.frames import Frame
@@ -16,6 +17,7 @@ from voicebot.pipeline.frames import (
     CallerTranscriptFrame,
     CallerTurnAudioFrame,
     TentativeTurnAudioFrame,
+    TentativeTurnLikelyOverFrame,
     TurnCompleteByTextFrame,
 )
 from voicebot.priority import Urgency
@@ -34,7 +36,7 @@ class TranscriptionProcessor(FrameProcessor):
     once in the background. If the turn ends with the same audio, that transcript is used,
     so the incomplete-turn wait and the decode overlap. If the transcript already answers
     what the dialog expects (four digits, a yes or no), the turn detector is told to end the
-    turn without waiting.
+    turn without waiting; if it reads as a question, to end it after a shorter wait.
     """
 
     def __init__(
@@ -59,6 +61,10 @@ class TranscriptionProcessor(FrameProcessor):
         await super().process_frame(frame, direction)
         if isinstance(frame, TentativeTurnAudioFrame):
             self._start_speculative(frame)
+            return
+        if isinstance(frame, TentativeTurnLikelyOverFrame):
+            if self._speculative is not None and len(self._speculative[0]) == frame.audio_length:
+                self._speculative[2].urgent = True
             return
         if not isinstance(frame, CallerTurnAudioFrame):
             await self.push_frame(frame, direction)
@@ -134,9 +140,13 @@ class TranscriptionProcessor(FrameProcessor):
         except OverloadedError:
             # Under load the tentative decode is skipped; the turn is decoded when it ends.
             return None
-        if transcript.text and _answers(transcript.text, hint):
+        if transcript.text and (_answers(transcript.text, hint) or reads_as_question(transcript.text)):
             await self.push_frame(
-                TurnCompleteByTextFrame(turn_index=frame.turn_index, audio_length=len(frame.audio)),
+                TurnCompleteByTextFrame(
+                    turn_index=frame.turn_index,
+                    audio_length=len(frame.audio),
+                    question=not _answers(transcript.text, hint),
+                ),
                 FrameDirection.UPSTREAM,
             )
         return transcript
@@ -170,8 +180,47 @@ class TranscriptionProcessor(FrameProcessor):
 def _answers(text: str, hint: RecognitionHint | None) -> bool:
     """Return whether a tentative transcript is the complete answer the dialog expects.
 
-    Only an expected answer ends a turn early. A question does not: callers often ask two in
-    one turn (信用卡年费是多少？怎么才能免年费？), and a reply that starts right after the first
-    would be cut by the second instead of answering both.
+    Such an answer ends the turn at once. A question ends it only after a shorter wait (see
+    `reads_as_question`).
     """
     return hint is not None and hint.accept is not None and hint.accept(text)
+
+
+# Words that make a Mandarin or Cantonese clause a question, after Simplified conversion (so
+# Cantonese 幾多 is 几多). Whisper often writes the question mark itself, but not always:
+# 这新卡怎么激活 came without one.
+QUESTION_WORDS: tuple[str, ...] = (
+    # Mandarin.
+    "吗", "呢", "嘛", "怎么", "什么", "多少", "哪", "几", "为什么", "是不是", "能不能", "可不可以",
+    "有没有", "会不会", "要不要", "行不行", "对不对",
+    # Cantonese.
+    "咩", "点样", "点解", "点算", "几多", "边度", "边个", "乜嘢", "系咪", "有冇", "得唔得",
+)
+# A clause that ends with one of these goes on (我想问一下怎么激活的……), whatever it asks.
+CONTINUATION_ENDINGS: tuple[str, ...] = (
+    "的", "和", "跟", "与", "还有", "然后", "就是", "那个", "这个", "因为", "所以", "但是", "可是",
+    "如果", "或者", "而且", "还是", "把", "给", "呃", "嗯",
+)
+# Stripped before the check. A trailing comma is not: it says the caller goes on.
+_TRAILING_MARKS = "。.!！~～… "
+_CLAUSE_BREAKS = re.compile(r"[，,。.!！?？；;：:、\s]")
+
+
+def reads_as_question(text: str) -> bool:
+    """Return whether a transcript ends as a question: a question mark, or a last clause that asks.
+
+    Smart Turn, an audio model, often hears a finished Chinese question as unfinished, and the
+    turn then waits out the whole incomplete-turn timeout. A question is a likely end of a
+    hotline caller's turn. It does not end the turn at once, though: callers often ask two
+    questions in one turn (信用卡年费是多少？怎么才能免年费？), so the turn detector waits for
+    its shorter question timeout first. A fragment such as 我想问 has no question word and keeps
+    the full wait, and so does a clause that ends with a word that carries on (的, 还有, 因为).
+    """
+    stripped = text.strip()
+    if stripped.endswith(("?", "？")):
+        return True
+    stripped = stripped.rstrip(_TRAILING_MARKS)
+    last_clause = _CLAUSE_BREAKS.split(stripped)[-1]
+    if not last_clause or last_clause.endswith(CONTINUATION_ENDINGS):
+        return False
+    return any(word in last_clause for word in QUESTION_WORDS)

@@ -3,7 +3,8 @@
 VAD alone ends a turn at the first pause, which cuts callers off mid-sentence ("我想查一下……
 这个月的账单"). So a short VAD pause only asks the Smart Turn model whether the turn sounds
 finished. If it does, the turn ends at once. If not, the detector waits for more speech and
-ends the turn anyway after `incomplete_timeout_s` of silence. Speech that starts while bot
+ends the turn anyway after `incomplete_timeout_s` of silence, or after the shorter
+`question_timeout_s` once recognition reports that the audio so far reads as a question. Speech that starts while bot
 audio is playing is a barge-in: the detector broadcasts an interruption, which stops
 playback and sends `clear`. Speech that starts within `continuation_window_s` after a turn
 ended, before the reply started playing, continues that turn: the reply in progress is
@@ -33,6 +34,7 @@ from voicebot.pipeline.frames import (
     CallerTurnAudioFrame,
     PlaybackStateFrame,
     TentativeTurnAudioFrame,
+    TentativeTurnLikelyOverFrame,
     TurnCompleteByTextFrame,
 )
 
@@ -67,6 +69,7 @@ class TurnDetector(FrameProcessor):
         turn_model: EndOfTurnModel | None,
         pre_speech_s: float = 0.3,
         incomplete_timeout_s: float = 1.2,
+        question_timeout_s: float = 0.4,
         turn_checks_s: tuple[float, ...] = TURN_CHECKS_S,
         continuation_window_s: float = 1.0,
         max_turn_s: float = 25.0,
@@ -75,15 +78,16 @@ class TurnDetector(FrameProcessor):
         call_id: str = "",
     ) -> None:
         super().__init__(name="TurnDetector")
-        if incomplete_timeout_s <= 0 or max_turn_s <= 0 or pre_speech_s < 0:
+        if incomplete_timeout_s <= 0 or question_timeout_s <= 0 or max_turn_s <= 0 or pre_speech_s < 0:
             raise ConfigError(
                 f"turn detector timings must be positive (incomplete_timeout_s={incomplete_timeout_s}, "
-                f"max_turn_s={max_turn_s}, pre_speech_s={pre_speech_s})"
+                f"question_timeout_s={question_timeout_s}, max_turn_s={max_turn_s}, pre_speech_s={pre_speech_s})"
             )
         self._vad = vad
         self._turn_model = turn_model
         self._pre_speech_bytes = int(pre_speech_s * TURN_SAMPLE_RATE) * 2
         self._incomplete_timeout_bytes = int(incomplete_timeout_s * TURN_SAMPLE_RATE) * 2
+        self._question_timeout_bytes = int(question_timeout_s * TURN_SAMPLE_RATE) * 2
         self._tail_bytes = int(0.3 * TURN_SAMPLE_RATE) * 2
         if not turn_checks_s or list(turn_checks_s) != sorted(turn_checks_s) or turn_checks_s[0] < 0:
             raise ConfigError(
@@ -116,7 +120,11 @@ class TurnDetector(FrameProcessor):
         self._tentative_audio: bytes | None = None
         # Set when Smart Turn judged the pause unfinished and the tentative audio is not cut yet.
         self._tentative_due = False
-        # Why the last turn ended: "model", "text", "silence" or "max_length".
+        # Set when the tentative transcript reads as a question: the turn ends after this much silence.
+        self._text_end_bytes: int | None = None
+        # Set once recognition was told that the tentative turn is probably over.
+        self._tentative_likely_over = False
+        # Why the last turn ended: "model", "text" (the tentative transcript), "silence" or "max_length".
         self.last_end_reason = ""
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -160,6 +168,7 @@ class TurnDetector(FrameProcessor):
             self._turn_checks_done = 0
             self._tentative_audio = None
             self._tentative_due = False
+            self._text_end_bytes = None
         elif state is VADState.QUIET:
             # Silence is measured in audio time, not wall-clock time, so a client that sends
             # faster than real time (a test softphone) sees the same turn boundaries.
@@ -177,9 +186,24 @@ class TurnDetector(FrameProcessor):
                 # recognition hears the same audio with speculation on or off.
                 self._tentative_due = False
                 self._tentative_audio = self._kept_audio()
+                self._tentative_likely_over = False
                 await self.push_frame(
                     TentativeTurnAudioFrame(audio=self._tentative_audio, turn_index=self.turn_count + 1)
                 )
+            if (
+                self._tentative_audio is not None
+                and not self._tentative_likely_over
+                and self._quiet_bytes >= self._question_timeout_bytes
+            ):
+                # Most callers who go on do so sooner (docs/asr.md); its decode should not wait
+                # behind other calls' tentative decodes any longer.
+                self._tentative_likely_over = True
+                await self.push_frame(
+                    TentativeTurnLikelyOverFrame(turn_index=self.turn_count + 1, audio_length=len(self._tentative_audio))
+                )
+            if self._text_end_bytes is not None and self._quiet_bytes >= self._text_end_bytes:
+                await self._end_turn(now, reason="text")
+                return
             if self._quiet_bytes >= self._incomplete_timeout_bytes:
                 await self._end_turn(now, reason="silence")
                 return
@@ -216,6 +240,7 @@ class TurnDetector(FrameProcessor):
         self._turn_checks_done = 0
         self._tentative_audio = None
         self._tentative_due = False
+        self._text_end_bytes = None
         await self.push_frame(UserStartedSpeakingFrame())
         if self.barge_in and self._bot_playing:
             logger.info("barge-in: caller spoke during playback", extra={"call_id": self._call_id})
@@ -244,15 +269,23 @@ class TurnDetector(FrameProcessor):
         return bytes(self._turn_audio[:keep])
 
     async def _on_complete_by_text(self, frame: TurnCompleteByTextFrame) -> None:
-        # End the turn now if the caller is still silent after the audio the transcript is of.
+        # Act only if the caller is still silent after the audio the transcript is of.
         tentative = self._tentative_audio
-        if (
+        if not (
             self._in_turn
             and tentative is not None
             and frame.turn_index == self.turn_count + 1
             and frame.audio_length == len(tentative)
         ):
+            return
+        if not frame.question:
             await self._end_turn(time.time(), reason="text")
+        elif self._quiet_bytes >= self._question_timeout_bytes:
+            # The decode finished after the question timeout had passed.
+            await self._end_turn(time.time(), reason="text")
+        else:
+            # A second question may follow a short pause; end the turn only if it does not.
+            self._text_end_bytes = self._question_timeout_bytes
 
     async def _end_turn(self, now: float, *, reason: str) -> None:
         self._in_turn = False
@@ -270,6 +303,7 @@ class TurnDetector(FrameProcessor):
         audio = self._tentative_audio if self._tentative_audio is not None else self._kept_audio()
         self._tentative_audio = None
         self._tentative_due = False
+        self._text_end_bytes = None
         self._last_turn_audio = bytes(self._turn_audio)
         self._audio_since_last_turn = b""
         await self.push_frame(
