@@ -15,7 +15,13 @@ For each schedule of Smart Turn checks it reports:
 - how many times Smart Turn ran per clip, and how long one run took (on one thread, as in the
   service).
 
-Run: `python -m bench.turns [--checks 0,0.1,0.3 --checks 0,0.1,0.2,0.3,0.4,0.5]`.
+The service's schedule is replayed twice: with Smart Turn alone, and with the question rule
+(`reads_as_question` in `voicebot/pipeline/recognition.py`). For the second, Whisper transcribes
+every tentative turn as soon as it is cut, and the decode takes no audio time. So its ends are
+the earliest the service can reach. Live, a decode still running at the question timeout ends
+the turn when it finishes.
+
+Run: `python -m bench.turns [--checks 0,0.1,0.3 --checks 0,0.1,0.2,0.3,0.4,0.5] [--no-questions]`.
 """
 
 from __future__ import annotations
@@ -25,8 +31,8 @@ import asyncio
 import logging
 import statistics
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipecat.audio.vad.vad_analyzer import VADState
@@ -35,9 +41,11 @@ from pipecat.processors.frame_processor import FrameDirection
 
 from bench import describe_machine
 from bench.asr import read_wav, shared_speech_dir
+from voicebot.asr.whisper import WhisperTranscriber
 from voicebot.audio.webrtc_vad import WebRTCVADAnalyzer
 from voicebot.config import Settings
-from voicebot.pipeline.frames import CallerTurnAudioFrame
+from voicebot.pipeline.frames import CallerTurnAudioFrame, TentativeTurnAudioFrame, TurnCompleteByTextFrame
+from voicebot.pipeline.recognition import reads_as_question
 from voicebot.pipeline.turns import TURN_CHECKS_S, TURN_SAMPLE_RATE, TurnDetector
 from voicebot.services import SmartTurnModel, load_smart_turn_session
 
@@ -60,6 +68,7 @@ class ClipTurns:
     last_speaking_s: float  # the last frame the VAD called SPEAKING
     model_checks: int
     model_seconds: float
+    resume_gaps_s: list[float] = field(default_factory=list)
 
     @property
     def final_delay_s(self) -> float | None:
@@ -97,15 +106,24 @@ class _RecordingVAD(WebRTCVADAnalyzer):
         self.position_s = 0.0
         self.last_pause_report_s = 0.0
         self.last_speaking_s = 0.0
+        # For each pause report the speaker went on after: seconds from the report to the first
+        # frame of the speech that followed (the VAD says SPEAKING start_secs after that frame).
+        self.resume_gaps_s: list[float] = []
         self._previous = VADState.QUIET
+        self._reported = False
 
     async def analyze_audio(self, buffer: bytes) -> VADState:
         state = await super().analyze_audio(buffer)
         self.position_s += len(buffer) / 2 / TURN_SAMPLE_RATE
         if state is VADState.SPEAKING:
+            if self._reported:
+                gap = self.position_s - self.params.start_secs - self.last_pause_report_s
+                self.resume_gaps_s.append(max(0.0, round(gap, 2)))
+                self._reported = False
             self.last_speaking_s = self.position_s
         if state is VADState.QUIET and self._previous is not VADState.QUIET:
             self.last_pause_report_s = self.position_s
+            self._reported = True
         self._previous = state
         return state
 
@@ -113,14 +131,21 @@ class _RecordingVAD(WebRTCVADAnalyzer):
 class _OfflineDetector(TurnDetector):
     """The service's turn detector, fed directly: it records turn ends instead of pushing frames."""
 
-    def __init__(self, vad: _RecordingVAD, **kwargs) -> None:
-        super().__init__(vad=vad, **kwargs)
+    def __init__(self, vad: _RecordingVAD, *, transcribe: Callable[[bytes], str] | None = None, **kwargs) -> None:
+        super().__init__(vad=vad, speculative=transcribe is not None, **kwargs)
         self.recorded_vad = vad
         self.ends: list[tuple[float, str]] = []
+        self._transcribe = transcribe
 
     async def push_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM) -> None:
         if isinstance(frame, CallerTurnAudioFrame):
             self.ends.append((self.recorded_vad.position_s, self.last_end_reason))
+        elif isinstance(frame, TentativeTurnAudioFrame) and self._transcribe is not None:
+            # The decode takes no audio time here; recognition's verdict comes back at once.
+            if reads_as_question(self._transcribe(frame.audio)):
+                await self._on_complete_by_text(
+                    TurnCompleteByTextFrame(turn_index=frame.turn_index, audio_length=len(frame.audio), question=True)
+                )
 
     async def broadcast_interruption(self) -> None:
         # A merged turn: the caller went on. The earlier end stays counted as a mid-utterance end.
@@ -149,17 +174,30 @@ def padded(pcm: bytes) -> bytes:
     return lead + pcm + trail
 
 
-async def replay(clips: dict[str, bytes], model: SmartTurnModel, checks_s: tuple[float, ...], timeout_s: float) -> list[ClipTurns]:
-    """Feed every clip to a fresh turn detector with this check schedule."""
+async def replay(
+    clips: dict[str, bytes],
+    model: SmartTurnModel,
+    checks_s: tuple[float, ...],
+    timeout_s: float,
+    *,
+    transcribe: Callable[[bytes], str] | None = None,
+    question_timeout_s: float = 0.4,
+) -> list[ClipTurns]:
+    """Feed every clip to a fresh turn detector with this check schedule.
+
+    With `transcribe`, tentative turns are transcribed and a question ends the turn after
+    `question_timeout_s`, as in the service.
+    """
     results = []
     for name, pcm in clips.items():
         counting = _CountingModel(model)
         detector = _OfflineDetector(
             _RecordingVAD(),
+            transcribe=transcribe,
             turn_model=counting,
             incomplete_timeout_s=timeout_s,
+            question_timeout_s=min(question_timeout_s, timeout_s),
             turn_checks_s=checks_s,
-            speculative=False,
         )
         await detector.feed(pcm)
         results.append(
@@ -170,6 +208,7 @@ async def replay(clips: dict[str, bytes], model: SmartTurnModel, checks_s: tuple
                 last_speaking_s=detector.recorded_vad.last_speaking_s,
                 model_checks=counting.calls,
                 model_seconds=counting.seconds,
+                resume_gaps_s=detector.recorded_vad.resume_gaps_s,
             )
         )
     return results
@@ -179,7 +218,8 @@ def _checks_text(checks_s: Sequence[float]) -> str:
     return ", ".join(f"{t:g}" for t in checks_s)
 
 
-def format_results(runs: list[tuple[tuple[float, ...], list[ClipTurns]]], *, timeout_s: float, clip_count: int) -> str:
+def format_results(runs: list[tuple[str, list[ClipTurns]]], *, timeout_s: float, clip_count: int) -> str:
+    """Markdown table, one row per (label, results) run."""
     lines = [
         "## Turn ends (offline replay)",
         "",
@@ -191,43 +231,68 @@ def format_results(runs: list[tuple[tuple[float, ...], list[ClipTurns]]], *, tim
         "the VAD's last pause report, which comes about 0.3 s after the voice stops.",
         "",
         "| Smart Turn checks (s into the pause) | final turn end after the pause report: mean | p50 | p90 | max "
-        "| clips ended by the timeout | mid-utterance ends | Smart Turn runs per clip | ms per Smart Turn run |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| clips ended by the timeout | by the question rule | mid-utterance ends | Smart Turn runs per clip "
+        "| ms per Smart Turn run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for checks_s, results in runs:
+    for label, results in runs:
         delays = [r.final_delay_s for r in results if r.final_delay_s is not None]
         ordered = sorted(delays)
         p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
         by_timeout = sum(1 for r in results if r.ends and r.ends[-1][1] == "silence")
+        by_question = sum(1 for r in results if r.ends and r.ends[-1][1] == "text")
         mid = sum(r.mid_utterance_ends for r in results)
         runs_per_clip = statistics.mean(r.model_checks for r in results)
         ms_per_run = 1000 * sum(r.model_seconds for r in results) / max(1, sum(r.model_checks for r in results))
         lines.append(
-            f"| {_checks_text(checks_s)} | {statistics.mean(delays):.2f} s | {statistics.median(delays):.2f} s "
-            f"| {p90:.2f} s | {max(delays):.2f} s | {by_timeout} | {mid} | {runs_per_clip:.1f} | {ms_per_run:.0f} |"
+            f"| {label} | {statistics.mean(delays):.2f} s | {statistics.median(delays):.2f} s "
+            f"| {p90:.2f} s | {max(delays):.2f} s | {by_timeout} | {by_question} | {mid} | {runs_per_clip:.1f} "
+            f"| {ms_per_run:.0f} |"
         )
     lines.append("")
     slow = []
-    for checks_s, results in runs:
+    for label, results in runs:
         for r in results:
             if r.final_delay_s is not None and r.final_delay_s > 0.3:
                 slow.append(f"`{r.name}` {r.final_delay_s:.2f} s")
-        lines.append(f"Final ends later than 0.3 s with checks at {_checks_text(checks_s)}: {', '.join(slow) or 'none'}.")
+        lines.append(f"Final ends later than 0.3 s with checks at {label}: {', '.join(slow) or 'none'}.")
         slow = []
+    if runs:
+        gaps = [(gap, r.name) for r in runs[0][1] for gap in r.resume_gaps_s]
+        if gaps:
+            long = ", ".join(f"`{name}` {gap:.2f} s" for gap, name in sorted(gaps, reverse=True) if gap > 0.3)
+            lines.append("")
+            lines.append(
+                f"Pauses the speaker went on after: {len(gaps)}, in "
+                f"{len({name for _, name in gaps})} clips. From the pause report to the next speech: "
+                f"p50 {statistics.median(g for g, _ in gaps):.2f} s, max {max(g for g, _ in gaps):.2f} s; "
+                f"above 0.3 s: {long or 'none'}. A shorter wait than these cuts such a turn in two."
+            )
     return "\n".join(lines) + "\n"
 
 
-async def _main(checks: list[tuple[float, ...]], timeout_s: float) -> str:
+async def _main(checks: list[tuple[float, ...]], settings: Settings, *, questions: bool) -> str:
     clips = {path.stem: padded(read_wav(path, telephone=True)) for path in clip_paths(shared_speech_dir())}
     model = SmartTurnModel(session=load_smart_turn_session())
-    runs = [(schedule, await replay(clips, model, schedule, timeout_s)) for schedule in checks]
+    timeout_s = settings.incomplete_turn_timeout_s
+    runs = [(_checks_text(schedule), await replay(clips, model, schedule, timeout_s)) for schedule in checks]
+    if questions:
+        transcriber = WhisperTranscriber(model=settings.whisper_model, cpu_threads=settings.asr_threads)
+        transcriber.load()
+
+        def transcribe(pcm: bytes) -> str:
+            return transcriber.transcribe_blocking(pcm, language="zh").text
+
+        label = f"{_checks_text(checks[0])}, questions after {settings.question_turn_timeout_s:g} s"
+        results = await replay(clips, model, checks[0], timeout_s, transcribe=transcribe,
+                               question_timeout_s=settings.question_turn_timeout_s)
+        runs.insert(1, (label, results))
     return format_results(runs, timeout_s=timeout_s, clip_count=len(clips))
 
 
 def run() -> str:
-    """Markdown section for bench.run: the service's schedule against checks every 0.1 s."""
-    timeout_s = Settings().incomplete_turn_timeout_s
-    return asyncio.run(_main([TURN_CHECKS_S, DENSE_CHECKS_S], timeout_s))
+    """Markdown section for bench.run: the service's schedule with and without the question rule, and checks every 0.1 s."""
+    return asyncio.run(_main([TURN_CHECKS_S, DENSE_CHECKS_S], Settings(), questions=True))
 
 
 def _schedule(value: str) -> tuple[float, ...]:
@@ -247,10 +312,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                              f"(default: the service's {_checks_text(TURN_CHECKS_S)} and {_checks_text(DENSE_CHECKS_S)})")
     parser.add_argument("--timeout", type=float, default=None,
                         help="incomplete-turn timeout in seconds (default: the service setting)")
+    parser.add_argument("--no-questions", action="store_true",
+                        help="skip the replay with the question rule, which loads Whisper")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    timeout_s = args.timeout if args.timeout is not None else Settings().incomplete_turn_timeout_s
-    print(asyncio.run(_main(args.checks or [TURN_CHECKS_S, DENSE_CHECKS_S], timeout_s)))
+    settings = Settings()
+    if args.timeout is not None:
+        settings = Settings(incomplete_turn_timeout_s=args.timeout,
+                            question_turn_timeout_s=min(args.timeout, settings.question_turn_timeout_s))
+    schedules = args.checks or [TURN_CHECKS_S, DENSE_CHECKS_S]
+    print(asyncio.run(_main(schedules, settings, questions=not args.no_questions)))
 
 
 if __name__ == "__main__":

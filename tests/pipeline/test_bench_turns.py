@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.asr import read_wav
-from bench.turns import DENSE_CHECKS_S, _schedule, format_results, padded, replay
+from bench.turns import _schedule, format_results, padded, replay
 from voicebot.pipeline.turns import TURN_CHECKS_S
 from voicebot.services import SmartTurnModel, load_smart_turn_session
 
@@ -27,8 +27,25 @@ async def test_replay_ends_each_clip_once(speech_dir: Path) -> None:
         assert result.mid_utterance_ends == 0
         assert result.final_delay_s is not None and 0 <= result.final_delay_s <= 0.8
         assert result.model_checks >= 1
-    page = format_results([(TURN_CHECKS_S, results), (DENSE_CHECKS_S, results)], timeout_s=0.8, clip_count=2)
+    page = format_results([("0, 0.1, 0.3", results), ("0, 0.1, 0.2, 0.3, 0.4, 0.5", results)], timeout_s=0.8, clip_count=2)
     assert "| 0, 0.1, 0.3 |" in page
+
+
+async def test_replay_with_a_question_ends_before_the_timeout(speech_dir: Path) -> None:
+    """A tentative turn read as a question ends at the question timeout; the same clip without it waits it out."""
+    clips = {"faq_annual_fee": padded(read_wav(speech_dir / "callers" / "faq_annual_fee.wav", telephone=True))}
+    model = SmartTurnModel(session=load_smart_turn_session())
+
+    plain = await replay(clips, model, TURN_CHECKS_S, 0.8)
+    asked = await replay(clips, model, TURN_CHECKS_S, 0.8, transcribe=lambda pcm: "信用卡年费是多少？",
+                         question_timeout_s=0.4)
+    not_asked = await replay(clips, model, TURN_CHECKS_S, 0.8, transcribe=lambda pcm: "我想问",
+                             question_timeout_s=0.4)
+
+    assert plain[0].ends[-1][1] == "silence"
+    assert not_asked[0].ends == plain[0].ends
+    assert asked[0].ends[-1][1] == "text"
+    assert asked[0].final_delay_s is not None and asked[0].final_delay_s <= 0.42
 
 
 def test_check_schedule_must_ascend_from_zero() -> None:
