@@ -90,6 +90,8 @@ class CallSession:
         self._transfer: WarmTransfer | None = None
         self._transfer_task: asyncio.Task[None] | None = None
         self._service_hang_up: str | None = None
+        # Set when the call starts to end: a handoff asked for after that is not queued.
+        self._ending = False
 
     async def run(self) -> CallOutcome:
         try:
@@ -156,6 +158,10 @@ class CallSession:
 
         async def on_handoff(info: HandoffRequestInfo) -> None:
             assert self._call is not None
+            if self._ending:
+                # The transfer message finished playing while the call was closing.
+                logger.info("handoff not queued: the call has ended", extra=self._extra)
+                return
             self._transfer = WarmTransfer(services=self._services, call=self._call, sink=sink, started_at=started_at)
             self._transfer_task = asyncio.create_task(self._transfer.run(info), name=f"transfer-{self.call_id}")
 
@@ -189,6 +195,7 @@ class CallSession:
             reason = "protocol_error"
             close = (CLOSE_PROTOCOL_ERROR, str(e))
         finally:
+            self._ending = True
             reason = self._service_hang_up or reason
             if self._transfer is not None:
                 await self._transfer.close(reason)

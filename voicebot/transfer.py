@@ -31,6 +31,7 @@ from voicebot.handoff import (
     RepDisconnected,
     ScreenPop,
     TimedOut,
+    new_handoff_id,
 )
 from voicebot.pipeline.dialog import HandoffRequestInfo
 
@@ -56,6 +57,9 @@ CUE_ROUTING: dict[str, tuple[str, int]] = {
 DEFAULT_ROUTING = ("card_services", 5)
 # Seconds between two queue-position announcements.
 POSITION_INTERVAL_S = 20.0
+# How long a call that ends waits for its handoff request to reach Redis before withdrawing it.
+# It fits in the call's hang-up timeout (2 s by default).
+REQUEST_SETTLE_S = 1.0
 
 
 def hold_music(seconds: float, *, sample_rate: int = 16000) -> bytes:
@@ -134,14 +138,21 @@ class WarmTransfer:
             centre=info.centre,
             call_started_at=self._started_at,
         )
-        self.handoff_id = await queue.request(
-            HandoffRequest(call_id=info.call_id, skill=skill, priority=priority, reasons=cues, screen_pop=screen_pop)
+        # The id is known before the request is sent, so a call that ends while the request is on
+        # its way can still withdraw it. Otherwise the queue would offer a rep a caller who is gone.
+        self.handoff_id = new_handoff_id()
+        request = asyncio.ensure_future(
+            queue.request(
+                HandoffRequest(call_id=info.call_id, skill=skill, priority=priority, reasons=cues, screen_pop=screen_pop),
+                handoff_id=self.handoff_id,
+            )
         )
-        logger.info("call queued for a rep: skill %s priority %d", skill, priority, extra=self._extra)
-        await self._call.send_event({"type": "handoff_queued", "handoff_id": self.handoff_id, "skill": skill})
-        self._call.set_mode("hold")
-        self._start_hold(info.language)
         try:
+            await asyncio.shield(request)
+            logger.info("call queued for a rep: skill %s priority %d", skill, priority, extra=self._extra)
+            await self._call.send_event({"type": "handoff_queued", "handoff_id": self.handoff_id, "skill": skill})
+            self._call.set_mode("hold")
+            self._start_hold(info.language)
             async for event in queue.events(self.handoff_id):
                 if isinstance(event, Accepted):
                     await self._connect(event.rep_id, whisper_text(reasons), info.language)
@@ -163,7 +174,10 @@ class WarmTransfer:
                     await self._call.speak(self._call.messages.render("no_agent", info.language))
                     return
         except asyncio.CancelledError:
-            if self.handoff_id is not None and not self.connected.is_set():
+            if not request.done():
+                # Let the request land first, or the cancel would find nothing to cancel.
+                await asyncio.wait({request}, timeout=REQUEST_SETTLE_S)
+            if not self.connected.is_set():
                 await self._cancel_quietly("caller_hung_up")
             raise
         finally:

@@ -235,6 +235,9 @@ class SipCall:
 
     async def _handoff(self, info: HandoffRequestInfo) -> None:
         # Runs inside the dialog processor, so the transfer gets its own task.
+        if self._ending:
+            logger.info("handoff ignored: the call is ending", extra=self._extra)
+            return
         if "sip-transfer" in self._tasks and not self._tasks["sip-transfer"].done():
             logger.info("handoff ignored: a transfer is in progress", extra=self._extra)
             return

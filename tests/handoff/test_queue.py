@@ -274,3 +274,13 @@ async def test_invalid_request_rejected(make_queue) -> None:  # type: ignore[no-
             await queue.request(fraud_request(priority=12))
         with pytest.raises(HandoffError, match="'lunch'"):
             await queue.set_presence("rep-1", "lunch", skills=["fraud"])
+
+
+async def test_request_with_given_id(make_queue) -> None:  # type: ignore[no-untyped-def]
+    """A handoff requested with an id the caller chose keeps it; the same id again is refused."""
+    async with make_queue() as queue:
+        handoff_id = "ab" * 16
+        assert await queue.request(fraud_request(), handoff_id=handoff_id) == handoff_id
+        assert (await queue.get(handoff_id)).state == "waiting"
+        with pytest.raises(HandoffError, match=f"Handoff id {handoff_id} is already taken"):
+            await queue.request(fraud_request("call-2"), handoff_id=handoff_id)

@@ -21,7 +21,7 @@ from voicebot.handoff.models import (
     ScreenPop,
     TimedOut,
 )
-from voicebot.handoff.queue import HandoffQueue
+from voicebot.handoff.queue import HandoffQueue, new_handoff_id
 
 __all__ = [
     "REASON_LABELS",
@@ -45,4 +45,5 @@ __all__ = [
     "RepPresence",
     "ScreenPop",
     "TimedOut",
+    "new_handoff_id",
 ]

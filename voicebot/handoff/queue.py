@@ -49,6 +49,11 @@ logger = logging.getLogger(__name__)
 _TRANSIENT_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
+
+def new_handoff_id() -> str:
+    """Return a new random handoff id (32 hex digits)."""
+    return uuid.uuid4().hex
+
 class HandoffQueue:
     """Handoff queue and rep presence shared through Redis. Use `async with` or connect/close."""
 
@@ -204,19 +209,22 @@ class HandoffQueue:
 
     # Call side
 
-    async def request(self, request: HandoffRequest) -> str:
+    async def request(self, request: HandoffRequest, *, handoff_id: str | None = None) -> str:
         """Queue a handoff with its masked screen-pop, offer it if a rep is free, and return its id.
 
+        A caller that passes `handoff_id` (from `new_handoff_id`) knows the id before the request
+        lands, so it can cancel the handoff even if it is interrupted while waiting for the reply.
+
         Raises:
-            HandoffError: If the request is invalid.
+            HandoffError: If the request is invalid or the id is taken.
             UpstreamError: If Redis fails.
         """
         request.validate()
-        handoff_id = uuid.uuid4().hex
+        handoff_id = handoff_id or new_handoff_id()
         wait_timeout_s = request.wait_timeout_s or self.wait_timeout_s
         screen_pop = request.screen_pop.masked()
         reasons = [reason.__dict__ for reason in _reasons(request.reasons, screen_pop)]
-        await self._run(
+        result = await self._run(
             "REQUEST",
             handoff_id,
             request.call_id,
@@ -230,6 +238,8 @@ class HandoffQueue:
             MAX_PRIORITY,
             self._max_stream_entries,
         )
+        if result == "exists":
+            raise HandoffError(f"Handoff id {handoff_id} is already taken: request the handoff with a new id.")
         logger.info(
             "Handoff %s requested for call %s: skill %s, priority %s",
             handoff_id,
