@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from voicebot.privacy import PiiRedactingFilter, mask_pii
+from voicebot.privacy import PiiRedactingFilter, mask_address_answer, mask_pii
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -185,3 +185,18 @@ def test_filter_masks_traceback(redacted_logger):
 
     assert "6222021381234567" not in handler.lines[0]
     assert "bad card [CARD]" in handler.lines[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("我的新地址市上还是普通新区市街大到一百号。", "[ADDRESS]"),
+        ("上海市浦东新区世纪大道100号", "[ADDRESS]"),
+        ("住在幸福小区", "[ADDRESS]"),
+        ("算了，不改了", "算了，不改了"),
+        ("我的手机号13812345678", "[ADDRESS]"),
+    ],
+)
+def test_mask_address_answer(text, expected):
+    """An answer to an address question is masked whole when it holds a place name, digit or address word."""
+    assert mask_address_answer(text) == expected

@@ -114,8 +114,9 @@ class Settings:
                 raise ConfigError(f"{name} must be positive seconds, got {getattr(self, name)}")
         if self.question_turn_timeout_s > self.incomplete_turn_timeout_s:
             raise ConfigError(
-                f"question_turn_timeout_s ({self.question_turn_timeout_s} s) is longer than "
-                f"incomplete_turn_timeout_s ({self.incomplete_turn_timeout_s} s); set it to at most that"
+                f"question_turn_timeout_s ({self.question_turn_timeout_s} s, VOICEBOT_QUESTION_TURN_TIMEOUT_S) is "
+                f"longer than incomplete_turn_timeout_s ({self.incomplete_turn_timeout_s} s, "
+                "VOICEBOT_INCOMPLETE_TURN_TIMEOUT_S); set it to at most that"
             )
         for name in ("knowledge_base", "messages", "escalation_policy"):
             path = Path(getattr(self, name))

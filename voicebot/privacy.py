@@ -34,7 +34,7 @@ import logging
 import re
 from collections.abc import Callable
 
-__all__ = ["PiiRedactingFilter", "mask_pii"]
+__all__ = ["PiiRedactingFilter", "mask_address_answer", "mask_pii"]
 
 _CHINESE_DIGITS = {
     "零": "0",
@@ -235,6 +235,19 @@ def mask_pii(text: str, *, keep_card_last4: bool = False) -> str:
     masked = _ARABIC_RUN.sub(replace_run, masked)
     masked = _SPOKEN_RUN.sub(replace_run, masked)
     return masked
+
+
+def mask_address_answer(text: str) -> str:
+    """Mask a caller's answer to a question that asked for an address.
+
+    The whole answer becomes ``[ADDRESS]`` when it holds any place name, digit or address
+    word, because speech recognition garbles the words `mask_pii` looks for: 我的新地址是上海…
+    came out as 我的新地址市上还是普通新区市街大到一百号. An answer without any (算了，不改了)
+    is masked by `mask_pii` alone.
+    """
+    if _ADMIN_PART.search(text) or _ADDRESS_DETAIL.search(text):
+        return "[ADDRESS]"
+    return mask_pii(text)
 
 
 class PiiRedactingFilter(logging.Filter):

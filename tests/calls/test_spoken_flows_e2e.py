@@ -72,6 +72,8 @@ async def test_address_change_spoken(media_url: str, callers_dir: Path, services
     caller_text = "".join(t.text for t in turns if t.role == "caller")
     assert "世纪大道" not in caller_text
     assert "六二八八" not in caller_text
+    # The answer to the address question is masked whole, however Whisper heard it.
+    assert [t.text for t in turns if t.role == "caller"][3] == "[ADDRESS]"
 
 
 async def test_lost_card_spoken(media_url: str, callers_dir: Path, services: Services,

@@ -17,6 +17,7 @@ from pipecat.frames.frames import Frame, InputDTMFFrame, InterruptionFrame, Star
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from voicebot.callrecord import CallRecordStore, TurnRecord
+from voicebot.privacy import mask_address_answer
 from voicebot.pipeline.frames import (
     BotReplyFrame,
     CallerTranscriptFrame,
@@ -197,6 +198,10 @@ class DialogProcessor(FrameProcessor):
             turn_index = self._last_turn_index
         shown_text = frame.text if not dtmf else f"[DTMF {len(dtmf)} digits]"
         await self.push_frame(SidebandEventFrame(payload={"type": "user", "turn": turn_index, "text": shown_text}))
+        expected = self._context.expected
+        if not dtmf and expected is not None and expected.kind == "address":
+            # The record and the history keep no address, even one the recognizer garbled.
+            shown_text = mask_address_answer(shown_text)
         await self._record(
             TurnRecord(
                 index=self._next_record_index(),
