@@ -14,6 +14,7 @@ import gc
 
 import importlib.resources
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -205,10 +206,14 @@ async def load_services(settings: Settings) -> Services:
     # One real decode at start-up, so the first caller turn does not pay for warming up
     # CTranslate2 (measured at about 1.5 s extra on the first turn of a fresh process).
     warm_up = await synthesizer.synthesize("您好，请问有什么可以帮您", settings.default_language)
+    # Whisper base mishears espeak-ng's voice, so the retry messages of this decode are expected.
+    logger.info("warming up Whisper on a synthetic phrase; its transcript is discarded")
+    started = time.monotonic()
     # One decode per worker at once, so every model replica is warm.
     await asyncio.gather(
         *(transcriber.transcribe(warm_up, language=settings.default_language) for _ in range(settings.asr_workers))
     )
+    logger.info("Whisper warm-up done in %.1f s", time.monotonic() - started)
     services = Services(
         settings=settings,
         transcriber=transcriber,

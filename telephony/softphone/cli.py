@@ -147,7 +147,7 @@ def format_summary(summary: CallSummary) -> str:
     if summary.handoff_reason is not None:
         text += ", handed off"
     if summary.clears:
-        text += f", {summary.clears} clear(s)"
+        text += f", queued bot audio cleared {summary.clears} time(s)"
     return text
 
 
