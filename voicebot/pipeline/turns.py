@@ -4,9 +4,9 @@ VAD alone ends a turn at the first pause, which cuts callers off mid-sentence ("
 这个月的账单"). So a short VAD pause only asks the Smart Turn model whether the turn sounds
 finished. If it does, the turn ends at once. If not, the detector waits for more speech and
 ends the turn anyway after `incomplete_timeout_s` of silence, or after the shorter
-`question_timeout_s` once recognition reports that the audio so far reads as a question. Speech that starts while bot
-audio is playing is a barge-in: the detector broadcasts an interruption, which stops
-playback and sends `clear`. Speech that starts within `continuation_window_s` after a turn
+`question_timeout_s` once recognition reports that the audio so far reads as a question.
+Speech that starts while bot audio is playing is a barge-in: the detector broadcasts an
+interruption, which stops playback and sends `clear`. Speech that starts within `continuation_window_s` after a turn
 ended, before the reply started playing, continues that turn: the reply in progress is
 cancelled and the turn is transcribed again with the new speech.
 """
