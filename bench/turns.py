@@ -107,7 +107,7 @@ class _RecordingVAD(WebRTCVADAnalyzer):
         self.last_pause_report_s = 0.0
         self.last_speaking_s = 0.0
         # For each pause report the speaker went on after: seconds from the report to the first
-        # frame of the speech that followed (the VAD says SPEAKING start_secs after that frame).
+        # frame of the speech that followed (the VAD reports SPEAKING start_secs after that frame).
         self.resume_gaps_s: list[float] = []
         self._previous = VADState.QUIET
         self._reported = False
@@ -141,7 +141,7 @@ class _OfflineDetector(TurnDetector):
         if isinstance(frame, CallerTurnAudioFrame):
             self.ends.append((self.recorded_vad.position_s, self.last_end_reason))
         elif isinstance(frame, TentativeTurnAudioFrame) and self._transcribe is not None:
-            # The decode takes no audio time here; recognition's verdict comes back at once.
+            # The decode takes no audio time here, so recognition's verdict arrives at once.
             if reads_as_question(self._transcribe(frame.audio)):
                 await self._on_complete_by_text(
                     TurnCompleteByTextFrame(turn_index=frame.turn_index, audio_length=len(frame.audio), question=True)

@@ -198,5 +198,5 @@ def test_filter_masks_traceback(redacted_logger):
     ],
 )
 def test_mask_address_answer(text, expected):
-    """An answer to an address question is masked whole when it holds a place name, digit or address word."""
+    """An answer to an address question is masked whole when it contains a place name, digit or address word."""
     assert mask_address_answer(text) == expected

@@ -90,7 +90,7 @@ class CallSession:
         self._transfer: WarmTransfer | None = None
         self._transfer_task: asyncio.Task[None] | None = None
         self._service_hang_up: str | None = None
-        # Set when the call starts to end: a handoff asked for after that is not queued.
+        # Set when the call starts to end. A handoff requested after that is not queued.
         self._ending = False
 
     async def run(self) -> CallOutcome:

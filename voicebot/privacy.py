@@ -240,7 +240,7 @@ def mask_pii(text: str, *, keep_card_last4: bool = False) -> str:
 def mask_address_answer(text: str) -> str:
     """Mask a caller's answer to a question that asked for an address.
 
-    The whole answer becomes ``[ADDRESS]`` when it holds any place name, digit or address
+    The whole answer becomes ``[ADDRESS]`` when it contains any place name, digit or address
     word, because speech recognition garbles the words `mask_pii` looks for: 我的新地址是上海…
     came out as 我的新地址市上还是普通新区市街大到一百号. An answer without any (算了，不改了)
     is masked by `mask_pii` alone.

@@ -277,7 +277,7 @@ async def test_invalid_request_rejected(make_queue) -> None:  # type: ignore[no-
 
 
 async def test_request_with_given_id(make_queue) -> None:  # type: ignore[no-untyped-def]
-    """A handoff requested with an id the caller chose keeps it; the same id again is refused."""
+    """A handoff requested with an id the caller chose keeps it; the same id again is rejected."""
     async with make_queue() as queue:
         handoff_id = "ab" * 16
         assert await queue.request(fraud_request(), handoff_id=handoff_id) == handoff_id

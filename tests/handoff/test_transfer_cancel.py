@@ -40,7 +40,7 @@ class SlowQueue(HandoffQueue):
 
 
 class EndedCall:
-    """The parts of a call the transfer touches before its request is answered."""
+    """The parts of a call the transfer uses before the queue replies to its request."""
 
     call_id = INFO.call_id
 

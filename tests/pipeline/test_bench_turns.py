@@ -31,21 +31,22 @@ async def test_replay_ends_each_clip_once(speech_dir: Path) -> None:
     assert "| 0, 0.1, 0.3 |" in page
 
 
-async def test_replay_with_a_question_ends_before_the_timeout(speech_dir: Path) -> None:
+async def test_replay_question_ends_early(speech_dir: Path) -> None:
     """A tentative turn read as a question ends at the question timeout; the same clip without it waits it out."""
     clips = {"faq_annual_fee": padded(read_wav(speech_dir / "callers" / "faq_annual_fee.wav", telephone=True))}
     model = SmartTurnModel(session=load_smart_turn_session())
 
     plain = await replay(clips, model, TURN_CHECKS_S, 0.8)
-    asked = await replay(clips, model, TURN_CHECKS_S, 0.8, transcribe=lambda pcm: "信用卡年费是多少？",
-                         question_timeout_s=0.4)
-    not_asked = await replay(clips, model, TURN_CHECKS_S, 0.8, transcribe=lambda pcm: "我想问",
-                             question_timeout_s=0.4)
+    question = await replay(clips, model, TURN_CHECKS_S, 0.8, transcribe=lambda pcm: "信用卡年费是多少？",
+                            question_timeout_s=0.4)
+    fragment = await replay(clips, model, TURN_CHECKS_S, 0.8, transcribe=lambda pcm: "我想问",
+                            question_timeout_s=0.4)
 
     assert plain[0].ends[-1][1] == "silence"
-    assert not_asked[0].ends == plain[0].ends
-    assert asked[0].ends[-1][1] == "text"
-    assert asked[0].final_delay_s is not None and asked[0].final_delay_s <= 0.42
+    assert fragment[0].ends == plain[0].ends
+    assert question[0].ends[-1][1] == "text"
+    assert question[0].final_delay_s is not None
+    assert question[0].final_delay_s <= 0.42
 
 
 def test_check_schedule_must_ascend_from_zero() -> None:

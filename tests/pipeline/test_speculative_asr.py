@@ -189,7 +189,7 @@ async def test_tentative_cut_matches_turn_cut(callers: Path) -> None:
 
 
 def test_answers_ignores_a_question() -> None:
-    """Callers ask two questions in one turn; only an answer the dialog expects ends a turn at once."""
+    """Callers ask two questions in one turn, so only an answer the dialog expects ends a turn at once."""
     assert not _answers("信用卡年费是多少？", None)
 
 
@@ -213,7 +213,7 @@ def test_answers_ignores_a_question() -> None:
     ],
 )
 def test_reads_as_question(text: str, question: bool) -> None:
-    """A question mark, or a question word in the last clause; not a fragment, a trailing comma or 的."""
+    """A question mark or a question word in the last clause counts. A fragment, a trailing comma or 的 does not."""
     assert reads_as_question(text) is question
 
 

@@ -64,7 +64,7 @@ async def test_blind_transfer_refer_accepted(gateway_factory, ports: Ports, call
     assert context["mode"] == "blind"
     assert context["language"] == "zh"
     assert [turn["role"] for turn in context["transcript"]][:2] == ["bot", "caller"]
-    # sipp exits once it has answered the bot's BYE; the call's pipeline may still be closing.
+    # sipp exits once it has sent 200 OK for the bot's BYE, and the call's pipeline may still be closing.
     assert await wait_until(lambda: not gateway.calls)
 
 

@@ -196,18 +196,18 @@ QUESTION_WORDS: tuple[str, ...] = (
     # Cantonese.
     "咩", "点样", "点解", "点算", "几多", "边度", "边个", "乜嘢", "系咪", "有冇", "得唔得",
 )
-# A clause that ends with one of these goes on (我想问一下怎么激活的……), whatever it asks.
+# A clause that ends with one of these continues (我想问一下怎么激活的……), whatever question word it contains.
 CONTINUATION_ENDINGS: tuple[str, ...] = (
     "的", "和", "跟", "与", "还有", "然后", "就是", "那个", "这个", "因为", "所以", "但是", "可是",
     "如果", "或者", "而且", "还是", "把", "给", "呃", "嗯",
 )
-# Stripped before the check. A trailing comma is not: it says the caller goes on.
+# Stripped before the check. A trailing comma is kept, because it means the caller continues.
 _TRAILING_MARKS = "。.!！~～… "
 _CLAUSE_BREAKS = re.compile(r"[，,。.!！?？；;：:、\s]")
 
 
 def reads_as_question(text: str) -> bool:
-    """Return whether a transcript ends as a question: a question mark, or a last clause that asks.
+    """Return whether a transcript ends as a question: a question mark, or a question word in the last clause.
 
     Smart Turn, an audio model, often hears a finished Chinese question as unfinished, and the
     turn then waits out the whole incomplete-turn timeout. A question is a likely end of a
@@ -215,6 +215,9 @@ def reads_as_question(text: str) -> bool:
     questions in one turn (信用卡年费是多少？怎么才能免年费？), so the turn detector waits for
     its shorter question timeout first. A fragment such as 我想问 has no question word and keeps
     the full wait, and so does a clause that ends with a word that carries on (的, 还有, 因为).
+
+    NOTE: the check is word-based. It misses a question without a question word (这是诈骗 said
+    with a rising tone) and counts a statement such as 我不知道怎么办 as a question.
     """
     stripped = text.strip()
     if stripped.endswith(("?", "？")):

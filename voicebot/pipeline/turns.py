@@ -122,7 +122,7 @@ class TurnDetector(FrameProcessor):
         self._tentative_due = False
         # Set when the tentative transcript reads as a question: the turn ends after this much silence.
         self._text_end_bytes: int | None = None
-        # Set once recognition was told that the tentative turn is probably over.
+        # Set once the detector has sent a TentativeTurnLikelyOverFrame for the current tentative audio.
         self._tentative_likely_over = False
         # Why the last turn ended: "model", "text" (the tentative transcript), "silence" or "max_length".
         self.last_end_reason = ""
@@ -195,8 +195,8 @@ class TurnDetector(FrameProcessor):
                 and not self._tentative_likely_over
                 and self._quiet_bytes >= self._question_timeout_bytes
             ):
-                # Most callers who go on do so sooner (docs/asr.md); its decode should not wait
-                # behind other calls' tentative decodes any longer.
+                # Most callers who continue do so sooner (docs/asr.md), so this turn's decode should
+                # not wait behind other calls' tentative decodes any longer.
                 self._tentative_likely_over = True
                 await self.push_frame(
                     TentativeTurnLikelyOverFrame(turn_index=self.turn_count + 1, audio_length=len(self._tentative_audio))
@@ -284,7 +284,7 @@ class TurnDetector(FrameProcessor):
             # The decode finished after the question timeout had passed.
             await self._end_turn(time.time(), reason="text")
         else:
-            # A second question may follow a short pause; end the turn only if it does not.
+            # A second question may follow a short pause, so the turn ends only if none starts by then.
             self._text_end_bytes = self._question_timeout_bytes
 
     async def _end_turn(self, now: float, *, reason: str) -> None:
